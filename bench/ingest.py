@@ -1,0 +1,132 @@
+"""Ingestion benchmark: the broker (bridge + K workers) against a naive loop, same alerts.
+
+Step 1: generate N alerts from the real ZTF packets (new candid/objectId/position,
+        same structure, cutouts included) and produce them to a fresh Kafka topic.
+Step 2: naive baseline, one process: consume → decode → insert_one per alert
+        (alert, cutouts, and a $addToSet upsert of the object's history).
+Step 3: the broker: K ``dramatiq boom_tasks.actors`` processes (started and warm
+        before the clock starts) and the bridge, in a fresh database.
+Rates are alerts/s from the first packet consumed to the last document written.
+Run: ``BOOM_CONFIG=config/test.yaml .venv/bin/python bench/ingest.py --n 10000``
+(services up with ``ops/services.py up``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pymongo
+from confluent_kafka import Consumer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from boom_tasks.alert import ztf  # noqa: E402
+from boom_tasks.alert.avro import decode_first_record  # noqa: E402
+from boom_tasks.batches import BatchRef  # noqa: E402
+from boom_tasks.errors import AlertRejected  # noqa: E402
+from boom_tasks.replay.producer import produce_packets  # noqa: E402
+from boom_tasks.services.kafka import consumer_config  # noqa: E402
+from boom_tasks.settings import Settings, get_settings  # noqa: E402
+from boom_tasks.surveys.ztf import ZTF  # noqa: E402
+from boom_tasks.synth import synth_alerts  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "ztf"
+
+
+def naive(settings: Settings, topic: str, n: int, db: pymongo.database.Database) -> float:
+    """Consume → decode → insert_one, one alert at a time; return alerts/s."""
+    consumer = Consumer(consumer_config(settings.kafka, f"naive-{uuid.uuid4().hex[:8]}"))
+    consumer.subscribe([topic])
+    done, start = 0, None
+    while done < n:
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        start = start or time.perf_counter()
+        try:
+            docs = ztf.to_documents(decode_first_record(msg.value()), dt.datetime.now(dt.UTC))
+        except AlertRejected:
+            done += 1
+            continue
+        db[ZTF.alerts].insert_one(docs.alert)
+        db[ZTF.cutouts].insert_one({"_id": docs.candid, **docs.cutouts})
+        h = docs.history
+        db[ZTF.aux].update_one(
+            {"_id": docs.object_id},
+            {"$addToSet": {"prv_candidates": {"$each": h.prv_candidates},
+                           "prv_nondetections": {"$each": h.prv_nondetections},
+                           "fp_hists": {"$each": h.fp_hists}}},
+            upsert=True,
+        )
+        done += 1
+    consumer.close()
+    return n / (time.perf_counter() - (start or 0))
+
+
+def _start_workers(k: int, env: dict[str, str]) -> subprocess.Popen:
+    cmd = [str(Path(sys.executable).parent / "dramatiq"), "boom_tasks.actors"]
+    return subprocess.Popen([*cmd, "--processes", str(k), "--threads", "2"], env=env, cwd=ROOT,
+                            stderr=subprocess.DEVNULL)
+
+
+def broker(settings: Settings, topic: str, n: int, k: int, db: pymongo.database.Database) -> float:
+    """Run K workers and the bridge; return alerts/s from first consume to last write."""
+    from boom_tasks.actors import INGEST
+    from boom_tasks.bridge.consumer import Bridge
+
+    env = {**os.environ, "BOOM_MONGO__DATABASE": db.name}
+    workers = _start_workers(k, env)
+    time.sleep(4)  # workers boot and ensure indexes before the clock starts
+    first: list[float] = []
+    actor = INGEST[ZTF.name]
+
+    def send(ref: BatchRef, received_at: float) -> None:
+        first.append(received_at)
+        actor.send(ref.key, ref.count, received_at)
+
+    group = settings.kafka.model_copy(update={"group_id": f"bench-{uuid.uuid4().hex[:8]}"})
+    bridge = Bridge(settings.model_copy(update={"kafka": group}), ZTF, topic, send, exit_on_eof=True)
+    threading.Thread(target=bridge.run, daemon=True).start()
+    while db[ZTF.alerts].estimated_document_count() < n:
+        time.sleep(0.05)
+    end = time.time()
+    workers.terminate()
+    workers.wait()
+    return n / (end - min(first))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = p.parse_args()
+    settings = get_settings()
+    client = pymongo.MongoClient(settings.mongo.uri)
+    topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+    t = time.perf_counter()
+    produce_packets(settings, topic, synth_alerts(DATA / "fink-20181129", args.n, seed=1, alerts_per_object=3), progress=False)
+    print(f"produced {args.n} synthetic alerts to {topic} in {time.perf_counter() - t:.1f}s")
+    results = {}
+    db = client["bench_naive"]
+    client.drop_database(db.name)
+    results["naive single-process loop"] = naive(settings, topic, args.n, db)
+    for k in args.workers:
+        db = client[f"bench_broker_{k}"]
+        client.drop_database(db.name)
+        results[f"broker, {k} worker process(es)"] = broker(settings, topic, args.n, k, db)
+    print(f"\nN = {args.n} alerts ({os.cpu_count()} CPU cores)")
+    for name, rate in results.items():
+        print(f"  {name:<32} {rate:8.1f} alerts/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The thin Kafka → Dramatiq bridge: ``boom-bridge ZTF``."""

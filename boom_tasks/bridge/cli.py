@@ -1,0 +1,75 @@
+"""``boom-bridge SURVEY [--date YYYYMMDD] [--topic T] [--exit-on-eof]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+from boom_tasks import logs
+from boom_tasks.batches import BatchRef
+from boom_tasks.bridge.consumer import Bridge
+from boom_tasks.errors import BoomError
+from boom_tasks.surveys import get_survey
+from boom_tasks.surveys.base import parse_date
+
+log = logging.getLogger("boom_tasks.bridge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="boom-bridge",
+        description="Consume a survey's Kafka topic and queue its alerts for ingestion.",
+    )
+    p.add_argument("survey", help="survey name, e.g. ZTF")
+    p.add_argument("--date", type=parse_date, help="night as YYYYMMDD (default: tonight, UTC)")
+    p.add_argument("--topic", help="consume this topic instead of the night's")
+    p.add_argument("--exit-on-eof", action="store_true", help="stop at the end of the topic")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the bridge; return the process exit code."""
+    args = _parser().parse_args(argv)
+    logs.configure(args.log_level)
+    # Importing the actors sets up the broker from the settings: after argument parsing,
+    # so --help works without a configuration.
+    from boom_tasks.actors import INGEST
+    from boom_tasks.settings import get_settings
+
+    survey = get_survey(args.survey)
+    actor = INGEST[survey.name]
+
+    def send(ref: BatchRef, received_at: float) -> None:
+        actor.send(ref.key, ref.count, received_at)
+
+    bridge = Bridge(
+        get_settings(), survey, args.topic or survey.topic(args.date), send, args.exit_on_eof
+    )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("bridge: %s received; finishing the batch in hand", signal.Signals(signum).name)
+        bridge.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stats = bridge.run()
+    log.info(
+        "bridge: consumed %d alerts in %d batches (%d pauses)",
+        stats.consumed,
+        stats.batches,
+        stats.pauses,
+    )
+    return 0
+
+
+def main() -> None:
+    """Entry point of ``boom-bridge``."""
+    try:
+        sys.exit(run())
+    except BoomError as e:
+        print(f"boom-bridge: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,231 @@
+"""The bridge loop: Kafka topic → batches in Valkey → one Dramatiq message each.
+
+Step 1: wait until Kafka answers (clear log lines, backoff, no traceback loop).
+Step 2: consume into a batch until it is full or old enough.
+Step 3: store the batch in Valkey, send ONE message to the survey's ingest actor,
+        then commit the batch's offsets: a crash anywhere before the commit
+        means Kafka redelivers, never that an alert is lost.
+Step 4: pause consuming while too many alerts wait for ingestion; resume below
+        a lower mark.
+On SIGINT/SIGTERM the batch in hand is finished and committed before exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from boom_tasks.batches import BatchRef, pending_alerts, store_batch
+from boom_tasks.bridge.batcher import Batch, Batcher
+from boom_tasks.errors import BoomError, ServiceUnavailable, TransientError
+from boom_tasks.retry import retry_transient
+from boom_tasks.services.kafka import check_reachable, consumer_config
+from boom_tasks.services.valkey import get_client, valkey_errors
+from boom_tasks.settings import Settings
+from boom_tasks.surveys import Survey
+
+log = logging.getLogger(__name__)
+
+#: Sends one batch to the ingest stage: (batch reference, receive time) → None.
+Sender = Callable[[BatchRef, float], None]
+
+#: Seconds between two reads of the pending-alert gauge (backpressure check).
+BACKPRESSURE_CHECK_S = 0.5
+
+#: Seconds between two repeats of the same Kafka error in the log.
+ERROR_LOG_INTERVAL_S = 30.0
+
+
+class TopicMissing(BoomError):
+    """The topic does not exist and the bridge was asked to stop at its end."""
+
+
+@dataclass
+class BridgeStats:
+    """Counts of one bridge run, printed at exit."""
+
+    consumed: int = 0
+    batches: int = 0
+    pauses: int = 0
+
+
+class Bridge:
+    """Consume one survey topic and feed the survey's ingest actor.
+
+    Parameters
+    ----------
+    settings
+        Process settings.
+    survey
+        The survey whose ingest actor receives the batches.
+    topic
+        Kafka topic to consume.
+    send
+        How a stored batch reaches the ingest stage (a Dramatiq ``send``).
+    exit_on_eof
+        Stop once every assigned partition is consumed to its end.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        survey: Survey,
+        topic: str,
+        send: Sender,
+        exit_on_eof: bool = False,
+    ) -> None:
+        self.settings, self.survey, self.topic = settings, survey, topic
+        self.send, self.exit_on_eof = send, exit_on_eof
+        self.batcher = Batcher(settings.bridge.batch_size, settings.bridge.batch_wait_s)
+        self.valkey = get_client(settings.valkey)
+        self.stats = BridgeStats()
+        self.stop_requested = False
+        self.paused = False
+        self._assigned: set[tuple[str, int]] = set()
+        self._at_end: set[tuple[str, int]] = set()
+        self._last_check = 0.0
+        self._last_error: dict[int, float] = {}
+        self._consumer: Consumer | None = None
+
+    @property
+    def group_id(self) -> str:
+        """Consumer group: one per survey, so surveys' offsets never mix."""
+        return f"{self.settings.kafka.group_id}-{self.survey.queue_prefix}"
+
+    def request_stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit, and return."""
+        self.stop_requested = True
+
+    def run(self) -> BridgeStats:
+        """Run until stopped (or, with ``exit_on_eof``, until the topic's end)."""
+        self._wait_for_kafka()
+        if self.stop_requested:
+            return self.stats
+        consumer = Consumer(consumer_config(self.settings.kafka, self.group_id))
+        self._consumer = consumer
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("bridge: consuming %s as group %s", self.topic, self.group_id)
+        try:
+            while not self.stop_requested:
+                self._consume_some(consumer)
+                if self.batcher.due():
+                    self._flush(consumer)
+                self._backpressure(consumer)
+                if self.exit_on_eof and self._reached_end():
+                    log.info("bridge: end of %s reached", self.topic)
+                    break
+            self._flush(consumer)
+        finally:
+            consumer.close()
+        return self.stats
+
+    def _wait_for_kafka(self) -> None:
+        bridge = self.settings.bridge
+        try:
+            retry_transient(
+                lambda: check_reachable(self.settings.kafka),
+                what=f"connecting to Kafka at {self.settings.kafka.bootstrap_servers}",
+                backoff_s=bridge.retry_backoff_s,
+                max_backoff_s=bridge.max_backoff_s,
+                should_stop=lambda: self.stop_requested,
+            )
+        except ServiceUnavailable:
+            log.error("bridge: stopped before Kafka became reachable")
+
+    def _consume_some(self, consumer: Consumer) -> None:
+        room = self.batcher.max_size - len(self.batcher.batch)
+        timeout = min(self.batcher.remaining_wait(), 0.5)
+        for msg in consumer.consume(num_messages=max(1, min(room, 500)), timeout=timeout):
+            err = msg.error()
+            if err is not None:
+                self._on_error(msg, err)
+                continue
+            topic, partition = str(msg.topic()), int(msg.partition() or 0)
+            self._at_end.discard((topic, partition))
+            # An empty value still goes through, so ingest quarantines it with a reason.
+            self.batcher.add(topic, partition, int(msg.offset() or 0), msg.value() or b"")
+            self.stats.consumed += 1
+
+    def _on_error(self, msg: Message, err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            self._at_end.add((str(msg.topic()), int(msg.partition() or 0)))
+            return
+        if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART and self.exit_on_eof:
+            raise TopicMissing(f"topic {self.topic} does not exist on Kafka")
+        if err.fatal():
+            raise ServiceUnavailable(f"fatal Kafka consumer error: {err.str()}")
+        now = time.monotonic()
+        if now - self._last_error.get(err.code(), -ERROR_LOG_INTERVAL_S) >= ERROR_LOG_INTERVAL_S:
+            self._last_error[err.code()] = now
+            log.warning("bridge: Kafka reports %s (librdkafka keeps retrying)", err.str())
+
+    def _reached_end(self) -> bool:
+        return bool(self._assigned) and self._assigned <= self._at_end and not self.batcher.batch
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
+        if self.paused:
+            consumer.pause(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Hand in what we hold before the partitions move to another bridge.
+        self._flush(consumer)
+        self._assigned -= {(p.topic, p.partition) for p in partitions}
+
+    def _flush(self, consumer: Consumer) -> None:
+        batch = self.batcher.take()
+        if not batch.packets:
+            return
+        ref = self._queue(batch)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
+        consumer.commit(offsets=offsets, asynchronous=False)
+        self.stats.batches += 1
+        log.info("bridge: queued %d alerts as %s and committed", ref.count, ref.key)
+
+    def _queue(self, batch: Batch) -> BatchRef:
+        """Store the batch and send its message, retrying while Valkey is down."""
+        bridge = self.settings.bridge
+        ref = retry_transient(
+            lambda: store_batch(self.valkey, self.survey, batch.packets, bridge.batch_ttl_s),
+            what="storing a batch in Valkey",
+            backoff_s=bridge.retry_backoff_s,
+            max_backoff_s=bridge.max_backoff_s,
+        )
+        received_at = batch.received_at or time.time()
+
+        def send() -> None:
+            with valkey_errors("sending the ingest message"):
+                self.send(ref, received_at)
+
+        retry_transient(
+            send,
+            what="sending the ingest message",
+            backoff_s=bridge.retry_backoff_s,
+            max_backoff_s=bridge.max_backoff_s,
+        )
+        return ref
+
+    def _backpressure(self, consumer: Consumer) -> None:
+        now = time.monotonic()
+        if now - self._last_check < BACKPRESSURE_CHECK_S:
+            return
+        self._last_check = now
+        try:
+            pending = pending_alerts(self.valkey, self.survey)
+        except TransientError as e:
+            log.warning("bridge: cannot read the ingestion backlog (%s); keeping state", e)
+            return
+        limits = self.settings.bridge
+        if not self.paused and pending > limits.max_queued_alerts:
+            consumer.pause(consumer.assignment())
+            self.paused = True
+            self.stats.pauses += 1
+            log.warning("bridge: %d alerts await ingestion; pausing consumption", pending)
+        elif self.paused and pending < limits.resume_queued_alerts:
+            consumer.resume(consumer.assignment())
+            self.paused = False
+            log.info("bridge: %d alerts await ingestion; resuming consumption", pending)

@@ -1,0 +1,71 @@
+"""``boom``: the broker's command line. ``boom night`` replays a night end to end."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from boom_tasks import logs
+from boom_tasks.errors import BoomError
+from boom_tasks.surveys.base import parse_date
+
+#: The night the main job replays by default: a small public ZTF night (BOOM's example).
+DEFAULT_NIGHT = "20240617"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="boom", description="boom-tasks alert broker.")
+    sub = p.add_subparsers(dest="command", required=True)
+    night = sub.add_parser("night", help="replay a night through Kafka, the bridge and workers")
+    night.add_argument("survey", nargs="?", default="ZTF")
+    night.add_argument("--date", type=parse_date, default=DEFAULT_NIGHT, help="YYYYMMDD")
+    night.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="local .tar.gz or folder of Avro packets (default: download the public night)",
+    )
+    night.add_argument("--workers", type=int, default=2, help="worker processes")
+    night.add_argument("--log-level", default="WARNING")
+    return p
+
+
+def _night(args: argparse.Namespace) -> int:
+    from boom_tasks import night
+    from boom_tasks.replay.download import fetch_night
+    from boom_tasks.replay.producer import produce_night
+    from boom_tasks.settings import get_settings
+    from boom_tasks.surveys import get_survey
+
+    settings, survey = get_settings(), get_survey(args.survey)
+    source = args.source or fetch_night(args.date)
+    started = time.monotonic()
+    produced = produce_night(settings, survey, args.date, source)
+    workers = night.start_workers(args.workers)
+    try:
+        bridge = [night.bin_path("boom-bridge"), survey.name, "--date", args.date, "--exit-on-eof"]
+        if subprocess.run(bridge, check=False).returncode != 0:
+            raise BoomError("the bridge failed; see its log above")
+        night.wait_drained(settings, survey)
+    finally:
+        night.stop(workers)
+    print(
+        night.format_report(
+            night.report(settings, survey, produced, time.monotonic() - started), survey
+        )
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``boom``."""
+    args = _parser().parse_args(argv)
+    logs.configure(args.log_level)
+    try:
+        sys.exit(_night(args))
+    except BoomError as e:
+        print(f"boom: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,150 @@
+"""Bulk, idempotent writes of one batch of alerts to MongoDB.
+
+Step 1: insert alert documents, ``_id`` = candid, unordered; a duplicate key
+        means the alert is already stored (a replay), not an error.
+Step 2: insert cutout documents the same way.
+Step 3: merge each object's history into its aux document with one ``$in``
+        read and one bulk write, using compare-and-swap on a version token so
+        that two workers updating the same object never lose each other's points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import InsertOne, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from boom_tasks.alert.base import AlertDocs, radec_geojson
+from boom_tasks.errors import TransientError
+from boom_tasks.ingest.history import history_changed, merge_history
+from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.surveys import Survey
+
+log = logging.getLogger(__name__)
+
+#: MongoDB's duplicate-key error code.
+DUPLICATE_KEY = 11000
+
+#: Compare-and-swap rounds before giving up on an object updated concurrently
+#: by other workers; each round re-reads only the objects that lost the race.
+MAX_CAS_ROUNDS = 10
+
+#: Field of the aux document holding the compare-and-swap version token.
+VERSION_FIELD = "_v"
+
+
+def insert_new(collection: Collection, docs: list[dict[str, Any]]) -> set[Any]:
+    """Insert documents, ignoring those whose ``_id`` exists; return the ``_id``s inserted.
+
+    Raises
+    ------
+    PermanentError, ServiceUnavailable
+        For any write error other than a duplicate key.
+    """
+    if not docs:
+        return set()
+    ids = [d["_id"] for d in docs]
+    with mongo_errors(f"inserting into {collection.name}"):
+        try:
+            collection.bulk_write([InsertOne(d) for d in docs], ordered=False)
+            return set(ids)
+        except BulkWriteError as e:
+            errors = e.details.get("writeErrors", [])
+            other = [w for w in errors if w.get("code") != DUPLICATE_KEY]
+            if other:
+                raise
+            failed = {ids[w["index"]] for w in errors}
+            return set(ids) - failed
+
+
+def _aux_update(
+    object_id: str,
+    stored: dict[str, Any] | None,
+    alerts: list[AlertDocs],
+    now: dt.datetime,
+) -> tuple[UpdateOne, str] | None:
+    """Return the conditional update of one object's aux document and its new version token.
+
+    Returns None when the merged history equals the stored one.
+    """
+    merged = merge_history(stored, (a.history for a in alerts))
+    if not history_changed(stored, merged):
+        return None
+    token = uuid.uuid4().hex
+    fields = {**merged, VERSION_FIELD: token, "updated_at": now}
+    if stored is None:
+        # Upsert only if still absent: a concurrent creator makes this a duplicate key.
+        first = alerts[0]
+        insert = {
+            "coordinates": {"radec_geojson": radec_geojson(first.ra, first.dec)},
+            "created_at": now,
+        }
+        op = UpdateOne(
+            {"_id": object_id, VERSION_FIELD: {"$exists": False}},
+            {"$set": fields, "$setOnInsert": insert},
+            upsert=True,
+        )
+    else:
+        op = UpdateOne(
+            {"_id": object_id, VERSION_FIELD: stored.get(VERSION_FIELD)}, {"$set": fields}
+        )
+    return op, token
+
+
+def _cas_round(aux: Collection, groups: dict[str, list[AlertDocs]], now: dt.datetime) -> set[str]:
+    """Try to write every object's merged history once; return the objects that lost a race."""
+    with mongo_errors("reading aux documents"):
+        stored = {d["_id"]: d for d in aux.find({"_id": {"$in": list(groups)}})}
+    ops, tokens = [], {}
+    for object_id, alerts in groups.items():
+        update = _aux_update(object_id, stored.get(object_id), alerts, now)
+        if update is not None:
+            ops.append(update[0])
+            tokens[object_id] = update[1]
+    if not ops:
+        return set()
+    with mongo_errors("updating aux documents"):
+        try:
+            aux.bulk_write(ops, ordered=False)
+        except BulkWriteError as e:
+            if any(w.get("code") != DUPLICATE_KEY for w in e.details.get("writeErrors", [])):
+                raise
+        # Unordered bulk results do not say which update matched: read the tokens back.
+        now_tokens = {
+            d["_id"]: d.get(VERSION_FIELD)
+            for d in aux.find({"_id": {"$in": list(tokens)}}, {VERSION_FIELD: 1})
+        }
+    lost = {oid for oid, tok in tokens.items() if now_tokens.get(oid) != tok}
+    log.debug("aux CAS: %d written, %d lost the race", len(tokens) - len(lost), len(lost))
+    return lost
+
+
+def update_aux(db: Database, survey: Survey, alerts: Iterable[AlertDocs], now: dt.datetime) -> None:
+    """Merge the history of every alert into its object's aux document.
+
+    Raises
+    ------
+    TransientError
+        If some objects are still contended after :data:`MAX_CAS_ROUNDS` rounds
+        (the actor retries the batch; writes so far are idempotent).
+    """
+    groups: dict[str, list[AlertDocs]] = defaultdict(list)
+    for alert in alerts:
+        groups[alert.object_id].append(alert)
+    pending = dict(groups)
+    for _ in range(MAX_CAS_ROUNDS):
+        lost = _cas_round(db[survey.aux], pending, now)
+        if not lost:
+            return
+        pending = {oid: groups[oid] for oid in lost}
+    raise TransientError(
+        f"{len(pending)} {survey.name} objects still contended after {MAX_CAS_ROUNDS} rounds"
+    )

@@ -1,0 +1,71 @@
+"""MongoDB client, one per process, and the translation of pymongo's errors.
+
+The client is created lazily and re-created after a fork: pymongo clients are
+not fork-safe, and Dramatiq forks its worker processes after importing actors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pymongo
+from pymongo import errors as pymongo_errors
+from pymongo.database import Database
+
+from boom_tasks.errors import PermanentError, ServiceUnavailable
+from boom_tasks.settings import MongoSettings
+
+_client: pymongo.MongoClient | None = None
+_client_pid: int | None = None
+_client_uri: str | None = None
+
+#: pymongo errors that mean "the server could not be reached right now".
+TRANSIENT = (
+    pymongo_errors.AutoReconnect,
+    pymongo_errors.ConnectionFailure,
+    pymongo_errors.NetworkTimeout,
+    pymongo_errors.ServerSelectionTimeoutError,
+    pymongo_errors.ExecutionTimeout,
+)
+
+
+def get_client(mongo: MongoSettings) -> pymongo.MongoClient:
+    """Return this process's client for ``mongo.uri``, creating it on first use."""
+    global _client, _client_pid, _client_uri
+    if _client is None or _client_pid != os.getpid() or _client_uri != mongo.uri:
+        _client = pymongo.MongoClient(
+            mongo.uri, serverSelectionTimeoutMS=mongo.server_selection_timeout_ms, tz_aware=True
+        )
+        _client_pid, _client_uri = os.getpid(), mongo.uri
+    return _client
+
+
+def get_db(mongo: MongoSettings) -> Database:
+    """Return the broker's database."""
+    return get_client(mongo)[mongo.database]
+
+
+@contextmanager
+def mongo_errors(what: str) -> Iterator[None]:
+    """Translate pymongo exceptions raised inside the block.
+
+    Parameters
+    ----------
+    what
+        What was being done, for the message (``"writing ZTF alerts"``).
+
+    Raises
+    ------
+    ServiceUnavailable
+        For connection problems and timeouts (worth a retry).
+    PermanentError
+        For any other server error (a retry would fail the same way).
+    """
+    try:
+        yield
+    except TRANSIENT as e:
+        raise ServiceUnavailable(f"MongoDB unavailable while {what}: {e}") from None
+    except pymongo_errors.PyMongoError as e:
+        raise PermanentError(f"MongoDB error while {what}: {e}") from None

@@ -1,0 +1,198 @@
+"""One typed settings object for every boom-tasks process.
+
+Values come, in increasing precedence, from the defaults below, one YAML file
+(``config/default.yaml`` unless ``BOOM_CONFIG`` names another), and environment
+variables ``BOOM_<SECTION>__<KEY>`` (as BOOM does), e.g. ``BOOM_VALKEY__PORT=6380``.
+Unknown keys are rejected when the process starts, with the offending path.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from boom_tasks.errors import ConfigError
+
+#: The repository root: config files and the local services' folder are found from here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The file read when ``BOOM_CONFIG`` is not set.
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
+
+#: Prefix of environment overrides; ``__`` separates section and key.
+ENV_PREFIX = "BOOM_"
+
+
+class _Section(BaseModel):
+    # extra="forbid" is what turns a typo in a YAML key into a start-up error.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValkeySettings(_Section):
+    """Valkey: the Dramatiq broker, its result backend and the batch store."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+
+    @property
+    def url(self) -> str:
+        """Return the ``redis://`` URL of this server."""
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+
+class KafkaSettings(_Section):
+    """Kafka: survey intake (and, later, output)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    #: Consumer group of the bridge; one group per survey is derived from it.
+    group_id: str = "boom-bridge"
+    #: Partitions of topics the replay producer creates.
+    partitions: int = 1
+
+
+class MongoSettings(_Section):
+    """MongoDB: alerts, auxiliary history, cutouts, catalogs, quarantine."""
+
+    uri: str = "mongodb://127.0.0.1:27017"
+    database: str = "boom"
+    #: Milliseconds to find a server before an operation fails as unavailable.
+    server_selection_timeout_ms: int = 5000
+
+
+class BridgeSettings(_Section):
+    """The Kafka → Dramatiq bridge."""
+
+    #: Alerts per Dramatiq message; BOOM batches up to 1000.
+    batch_size: int = Field(1000, ge=1)
+    #: Seconds to wait for a batch to fill before sending what is in hand.
+    batch_wait_s: float = Field(2.0, gt=0)
+    #: Pause consuming while more alerts than this wait for ingestion.
+    max_queued_alerts: int = Field(50_000, ge=1)
+    #: Resume consuming once fewer alerts than this wait (hysteresis avoids flapping).
+    resume_queued_alerts: int = Field(25_000, ge=0)
+    #: Seconds a stored batch lives if nobody deletes it: a leak guard, not a deadline.
+    batch_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    #: First and largest wait between reconnection attempts when Kafka is unreachable.
+    retry_backoff_s: float = Field(1.0, gt=0)
+    max_backoff_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> BridgeSettings:
+        if self.resume_queued_alerts > self.max_queued_alerts:
+            raise ValueError("resume_queued_alerts must not exceed max_queued_alerts")
+        return self
+
+
+class WorkerSettings(_Section):
+    """Dramatiq actors."""
+
+    #: Retries of a transient failure (database or Valkey briefly down) before dead-lettering.
+    max_retries: int = Field(10, ge=0)
+    min_backoff_ms: int = Field(1_000, ge=0)
+    max_backoff_ms: int = Field(60_000, ge=0)
+    #: Milliseconds an actor may run on one batch before Dramatiq interrupts it.
+    time_limit_ms: int = Field(10 * 60_000, ge=1_000)
+
+
+class LocalServicesSettings(_Section):
+    """Where ``ops/services.py`` installs and runs the local servers."""
+
+    #: Folder for data, logs and pid files, relative to the project root unless absolute.
+    data_dir: str = ".local/default"
+    #: Apache Kafka release resolved from Maven Central (org.apache.kafka:kafka_2.13).
+    kafka_version: str = "4.1.1"
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+
+    def path(self) -> Path:
+        """Return ``data_dir`` as an absolute path."""
+        p = Path(self.data_dir)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+class Settings(_Section):
+    """All settings of one process; build it with :func:`get_settings`."""
+
+    valkey: ValkeySettings = ValkeySettings()
+    kafka: KafkaSettings = KafkaSettings()
+    mongo: MongoSettings = MongoSettings()
+    bridge: BridgeSettings = BridgeSettings()
+    worker: WorkerSettings = WorkerSettings()
+    local: LocalServicesSettings = LocalServicesSettings()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Collect ``BOOM_<SECTION>__<KEY>`` variables into a nested dict of YAML-parsed values."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        # YAML parsing gives "6380" -> 6380 and "true" -> True without literal_eval.
+        out.setdefault(section, {})[key] = yaml.safe_load(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        hint = " (unknown key: check its spelling against config/default.yaml)"
+        lines.append(f"  {path}: {e['msg']}" + (hint if e["type"] == "extra_forbidden" else ""))
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Load and validate settings from a YAML file and environment overrides.
+
+    Parameters
+    ----------
+    path
+        YAML file; defaults to ``$BOOM_CONFIG`` or ``config/default.yaml``.
+    environ
+        Environment to read overrides from; defaults to ``os.environ``.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or unreadable, or a value or key is invalid.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    cfg_path = Path(path or environ.get("BOOM_CONFIG") or DEFAULT_CONFIG)
+    if not cfg_path.is_absolute() and not cfg_path.exists():
+        cfg_path = PROJECT_ROOT / cfg_path
+    try:
+        data = yaml.safe_load(cfg_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read configuration {cfg_path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cfg_path}: top level must be a mapping of sections")
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, str(cfg_path))) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return this process's settings, loaded once on first use."""
+    return load_settings()
