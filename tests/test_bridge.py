@@ -130,7 +130,7 @@ def test_unreachable_kafka_is_retried_with_clear_messages_and_sigterm_exits_0(se
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(8)
+    time.sleep(12)
     # When it is asked to stop
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)

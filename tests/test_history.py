@@ -9,10 +9,27 @@ def test_points_are_deduplicated_by_jd_and_sorted():
     assert merged == [{"jd": 1.0, "m": 2}, {"jd": 3.0, "m": 1}]
 
 
-def test_a_fuller_record_fills_missing_fields_but_never_overwrites():
-    stored = [{"jd": 1.0, "magpsf": 18.0, "drb": None}]
-    incoming = [{"jd": 1.0, "magpsf": 99.0, "drb": 0.9, "extra": 1}]
-    assert merge_points(stored, incoming) == [{"jd": 1.0, "magpsf": 18.0, "drb": 0.9, "extra": 1}]
+def test_the_richer_copy_of_a_point_wins_and_the_other_fills_its_gaps():
+    # Given the stored summary of a detection and the full candidate record it came from
+    summary = {"jd": 1.0, "candid": 7, "magpsf": 18.0001, "isdiffpos": "1", "drb": None}
+    full = {"jd": 1.0, "candid": 7, "magpsf": 18.0, "isdiffpos": "t", "drb": 0.9, "ndethist": 3}
+    # When merged in either order, Then the full record wins whole
+    assert merge_points([summary], [full]) == [full]
+    assert merge_points([full], [summary]) == [full]
+
+
+def test_on_a_tie_the_stored_copy_wins_and_only_gaps_are_filled():
+    stored = [{"jd": 1.0, "a": 1, "b": None}]
+    incoming = [{"jd": 1.0, "a": 2, "b": 5}]
+    assert merge_points(stored, [{"jd": 1.0, "a": 2, "b": None}]) == stored
+    assert merge_points(stored, incoming) == [{"jd": 1.0, "a": 2, "b": 5}]  # richer wins
+
+
+def test_two_detections_in_one_exposure_are_both_kept():
+    a = {"jd": 5.0, "candid": 2447435035615015004, "magpsf": 14.98}
+    b = {"jd": 5.0, "candid": 2447435035615015005, "magpsf": 14.90}
+    nondet = {"jd": 4.0, "candid": None, "diffmaglim": 20.1}
+    assert merge_points([b], [a, nondet, b]) == [nondet, a, b]
 
 
 def test_merge_is_order_independent_and_idempotent():

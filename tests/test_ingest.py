@@ -15,8 +15,9 @@ from tests.alerts import packet_paths, read_packet, reference_record
 
 pytestmark = pytest.mark.services
 
-#: Aux fields that legitimately change between two equivalent ingestions.
-VOLATILE = {"_v", "created_at", "updated_at"}
+#: Aux fields that legitimately differ between two orders of ingestion (the object's
+#: position is that of the first alert ingested, as in BOOM).
+VOLATILE = {"_v", "created_at", "updated_at", "coordinates"}
 
 
 def _same(a, b) -> bool:
@@ -34,16 +35,20 @@ def _snapshot(db) -> dict:
     }
 
 
-def _expected_history(packets: list[bytes]) -> dict[str, set[float]]:
-    """Independent computation: every detection jd of each object, from fastavro's reader."""
-    jds: dict[str, set[float]] = defaultdict(set)
+def _expected_history(packets: list[bytes]) -> dict[str, list[tuple[float, int]]]:
+    """Independent computation: each object's detections as sorted (jd, candid) pairs."""
+    points: dict[str, set[tuple[float, int]]] = defaultdict(set)
     for packet in packets:
         rec = reference_record(packet)
-        jds[rec["objectId"]].add(rec["candidate"]["jd"])
+        points[rec["objectId"]].add((rec["candidate"]["jd"], rec["candid"]))
         for prv in rec.get("prv_candidates") or []:
             if prv.get("magpsf") is not None:
-                jds[rec["objectId"]].add(prv["jd"])
-    return jds
+                points[rec["objectId"]].add((prv["jd"], prv["candid"]))
+    return {oid: sorted(p) for oid, p in points.items()}
+
+
+def _stored_points(aux: dict) -> list[tuple[float, int]]:
+    return [(p["jd"], p["candid"]) for p in aux["prv_candidates"]]
 
 
 def test_a_batch_of_real_alerts_is_stored_field_by_field(mongo_db):
@@ -74,11 +79,10 @@ def test_a_batch_of_real_alerts_is_stored_field_by_field(mongo_db):
         cut = mongo_db[ZTF.cutouts].find_one({"_id": rec["candid"]})
         for name in ztf.CUTOUT_FIELDS:
             assert cut[name] == rec[name]["stampData"]
-    # And each object's history holds exactly its detections, one per jd, sorted
-    for object_id, jds in _expected_history(good).items():
+    # And each object's history holds exactly its detections, once each, sorted
+    for object_id, points in _expected_history(good).items():
         aux = mongo_db[ZTF.aux].find_one({"_id": object_id})
-        stored = [p["jd"] for p in aux["prv_candidates"]]
-        assert stored == sorted(jds)
+        assert _stored_points(aux) == points
         assert all(p["magpsf"] is None for p in aux["prv_nondetections"])
 
 
@@ -129,7 +133,7 @@ def test_concurrent_writers_to_one_object_lose_no_points(mongo_db):
     for p in packets:
         by_object[reference_record(p)["objectId"]].append(p)
     object_id, mine = max(by_object.items(), key=lambda kv: len(kv[1]))
-    assert len(mine) >= 3
+    assert len(mine) >= 2
     errors = []
 
     def work(packet):
@@ -146,4 +150,4 @@ def test_concurrent_writers_to_one_object_lose_no_points(mongo_db):
     # Then no writer failed and the history is the union of all their points
     assert errors == []
     aux = mongo_db[ZTF.aux].find_one({"_id": object_id})
-    assert [p["jd"] for p in aux["prv_candidates"]] == sorted(_expected_history(mine)[object_id])
+    assert _stored_points(aux) == _expected_history(mine)[object_id]

@@ -27,16 +27,21 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def worker(services):
-    """A real ``dramatiq boom_tasks.actors`` worker process on the test configuration."""
-    proc = subprocess.Popen(
-        [str(BIN / "dramatiq"), "boom_tasks.actors", "--processes", "1", "--threads", "2"],
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def worker(services, tmp_path_factory):
+    """A real ``dramatiq boom_tasks.actors`` worker process on the test configuration.
+
+    Its log goes to a file (``proc.log_path``): a pipe nobody reads would fill and block it.
+    """
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "dramatiq"), "boom_tasks.actors", "--processes", "1", "--threads", "2"],
+            cwd=ROOT,
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    proc.log_path = log_path  # type: ignore[attr-defined]
     yield proc
     proc.send_signal(signal.SIGTERM)
     try:
@@ -200,3 +205,24 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(worker, db, unique):
     # Everything the bridge committed was queued: a restart delivers the rest, nothing lost
     _run_bridge_to_end(topic)
     assert _wait_for(db, ZTF.alerts, 400) == 400
+
+
+def test_a_message_whose_batch_vanished_is_dead_lettered_loudly(worker, db):
+    # Given an ingest message whose batch is not in Valkey (expired or flushed)
+    import redis
+
+    from boom_tasks.actors import INGEST
+    from boom_tasks.settings import get_settings
+
+    client = redis.Redis.from_url(get_settings().valkey.url)
+    message = INGEST["ZTF"].send(f"boom:ztf:batch:vanished-{time.time_ns()}", 5, time.time())
+    # When the worker processes it, Then it is not retried but dead-lettered at once
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if client.zscore("dramatiq:ztf_ingest.XQ", message.message_id) is not None:
+            break
+        time.sleep(0.2)
+    assert client.zscore("dramatiq:ztf_ingest.XQ", message.message_id) is not None
+    # And the worker's log says what was lost and how to recover it
+    log = worker.log_path.read_text()
+    assert "is gone from Valkey before ingestion" in log and "replay" in log

@@ -112,9 +112,9 @@ class Bridge:
         try:
             while not self.stop_requested:
                 self._consume_some(consumer)
-                if self.batcher.due():
-                    self._flush(consumer)
-                self._backpressure(consumer)
+                flushed = self.batcher.due() and self._flush(consumer)
+                # Right after a flush the backlog just grew: check it before consuming more.
+                self._backpressure(consumer, force=flushed)
                 if self.exit_on_eof and self._reached_end():
                     log.info("bridge: end of %s reached", self.topic)
                     break
@@ -176,15 +176,17 @@ class Bridge:
         self._flush(consumer)
         self._assigned -= {(p.topic, p.partition) for p in partitions}
 
-    def _flush(self, consumer: Consumer) -> None:
+    def _flush(self, consumer: Consumer) -> bool:
+        """Queue the batch in hand and commit its offsets; return whether there was one."""
         batch = self.batcher.take()
         if not batch.packets:
-            return
+            return False
         ref = self._queue(batch)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
         consumer.commit(offsets=offsets, asynchronous=False)
         self.stats.batches += 1
         log.info("bridge: queued %d alerts as %s and committed", ref.count, ref.key)
+        return True
 
     def _queue(self, batch: Batch) -> BatchRef:
         """Store the batch and send its message, retrying while Valkey is down."""
@@ -209,9 +211,9 @@ class Bridge:
         )
         return ref
 
-    def _backpressure(self, consumer: Consumer) -> None:
+    def _backpressure(self, consumer: Consumer, force: bool = False) -> None:
         now = time.monotonic()
-        if now - self._last_check < BACKPRESSURE_CHECK_S:
+        if not force and now - self._last_check < BACKPRESSURE_CHECK_S:
             return
         self._last_check = now
         try:

@@ -1,10 +1,16 @@
 """Merging light-curve points into an object's stored history (pure functions).
 
 Every alert repeats up to 30 days of its object's history, so the same point
-arrives many times, sometimes with fewer fields (a ``prv_candidate`` is a subset
-of the ``candidate`` it once was). Points are keyed by ``jd``: one exposure,
-one point. Merging fills missing fields and never overwrites a stored value, so
-it is idempotent and the result does not depend on the order alerts arrive in.
+arrives many times. Points are de-duplicated by ``jd`` (one exposure), refined by
+``candid`` where there is one: real ZTF alerts sometimes carry two distinct
+detections of one object in the same exposure (e.g. ZTF17aadcuwj at
+jd 2460201.9350347, candids ...5004 and ...5005), and both are kept.
+
+The copies of one point disagree: a ``prv_candidate`` repeats the ``candidate``
+it once was with rounded floats and fewer fields. The copy with more non-null
+fields wins (so the alert's own full candidate record beats later summaries of
+it), the other only fills its gaps. Merging is therefore idempotent and does not
+depend on the order alerts arrive in.
 """
 
 from __future__ import annotations
@@ -17,14 +23,20 @@ from boom_tasks.alert.base import History
 #: The history arrays of an aux document, in the order they are stored.
 HISTORY_FIELDS = ("prv_candidates", "prv_nondetections", "fp_hists")
 
-#: Key that identifies a point: its exposure's mid-time (Julian date).
-POINT_KEY = "jd"
+
+def point_key(point: dict[str, Any]) -> tuple[float, int]:
+    """Return the identity of a point: its ``jd`` and, for detections, its ``candid``."""
+    return (point["jd"], point.get("candid") or 0)
 
 
-def fill_missing(stored: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
-    """Return ``stored`` with the fields it lacks (absent or null) taken from ``incoming``."""
-    merged = dict(stored)
-    for key, value in incoming.items():
+def _richness(point: dict[str, Any]) -> int:
+    return sum(value is not None for value in point.values())
+
+
+def fill_missing(kept: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Return ``kept`` with the fields it lacks (absent or null) taken from ``other``."""
+    merged = dict(kept)
+    for key, value in other.items():
         if value is not None and merged.get(key) is None:
             merged[key] = value
     return merged
@@ -33,20 +45,26 @@ def fill_missing(stored: dict[str, Any], incoming: dict[str, Any]) -> dict[str, 
 def merge_points(
     stored: Iterable[dict[str, Any]], incoming: Iterable[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Merge two lists of points, one point per ``jd``, sorted by ``jd``.
+    """Merge two lists of points, one per :func:`point_key`, sorted by it.
 
     Parameters
     ----------
     stored
-        Points already in the database (their values win on conflict).
+        Points already in the database (they win ties).
     incoming
         Points from new alerts.
     """
-    by_jd: dict[float, dict[str, Any]] = {}
+    by_key: dict[tuple[float, int], dict[str, Any]] = {}
     for point in [*stored, *incoming]:
-        jd = point[POINT_KEY]
-        by_jd[jd] = fill_missing(by_jd[jd], point) if jd in by_jd else point
-    return [by_jd[jd] for jd in sorted(by_jd)]
+        key = point_key(point)
+        held = by_key.get(key)
+        if held is None:
+            by_key[key] = point
+        elif _richness(point) > _richness(held):
+            by_key[key] = fill_missing(point, held)
+        else:
+            by_key[key] = fill_missing(held, point)
+    return [by_key[key] for key in sorted(by_key)]
 
 
 def merge_history(

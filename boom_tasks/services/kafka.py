@@ -40,8 +40,9 @@ class _Once(logging.Filter):
 RDKAFKA_LOG = logging.getLogger("librdkafka")
 RDKAFKA_LOG.addFilter(_Once())
 
-#: Seconds to wait for cluster metadata before declaring Kafka unreachable.
-METADATA_TIMEOUT_S = 10.0
+#: Seconds to wait for cluster metadata before declaring Kafka unreachable; short,
+#: because the caller retries with backoff and logs each failed attempt.
+METADATA_TIMEOUT_S = 5.0
 
 
 def producer_config(kafka: KafkaSettings, **extra: Any) -> dict[str, Any]:
@@ -83,7 +84,8 @@ def consumer_config(kafka: KafkaSettings, group_id: str, **extra: Any) -> dict[s
 
 def admin(kafka: KafkaSettings) -> AdminClient:
     """Return an admin client for this cluster."""
-    return AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "logger": RDKAFKA_LOG})
+    conf: dict[str, Any] = {"bootstrap.servers": kafka.bootstrap_servers, "logger": RDKAFKA_LOG}
+    return AdminClient(conf)
 
 
 def check_reachable(kafka: KafkaSettings, timeout: float = METADATA_TIMEOUT_S) -> None:
