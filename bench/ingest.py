@@ -62,9 +62,13 @@ def naive(settings: Settings, topic: str, n: int, db: pymongo.database.Database)
         h = docs.history
         db[ZTF.aux].update_one(
             {"_id": docs.object_id},
-            {"$addToSet": {"prv_candidates": {"$each": h.prv_candidates},
-                           "prv_nondetections": {"$each": h.prv_nondetections},
-                           "fp_hists": {"$each": h.fp_hists}}},
+            {
+                "$addToSet": {
+                    "prv_candidates": {"$each": h.prv_candidates},
+                    "prv_nondetections": {"$each": h.prv_nondetections},
+                    "fp_hists": {"$each": h.fp_hists},
+                }
+            },
             upsert=True,
         )
         done += 1
@@ -74,8 +78,12 @@ def naive(settings: Settings, topic: str, n: int, db: pymongo.database.Database)
 
 def _start_workers(k: int, env: dict[str, str]) -> subprocess.Popen:
     cmd = [str(Path(sys.executable).parent / "dramatiq"), "boom_tasks.actors"]
-    return subprocess.Popen([*cmd, "--processes", str(k), "--threads", "2"], env=env, cwd=ROOT,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [*cmd, "--processes", str(k), "--threads", "2"],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def broker(settings: Settings, topic: str, n: int, k: int, db: pymongo.database.Database) -> float:
@@ -94,7 +102,9 @@ def broker(settings: Settings, topic: str, n: int, k: int, db: pymongo.database.
         actor.send(ref.key, ref.count, received_at)
 
     group = settings.kafka.model_copy(update={"group_id": f"bench-{uuid.uuid4().hex[:8]}"})
-    bridge = Bridge(settings.model_copy(update={"kafka": group}), ZTF, topic, send, exit_on_eof=True)
+    bridge = Bridge(
+        settings.model_copy(update={"kafka": group}), ZTF, topic, send, exit_on_eof=True
+    )
     threading.Thread(target=bridge.run, daemon=True).start()
     while db[ZTF.alerts].estimated_document_count() < n:
         time.sleep(0.05)
@@ -113,7 +123,12 @@ def main() -> None:
     client = pymongo.MongoClient(settings.mongo.uri)
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     t = time.perf_counter()
-    produce_packets(settings, topic, synth_alerts(DATA / "fink-20181129", args.n, seed=1, alerts_per_object=3), progress=False)
+    produce_packets(
+        settings,
+        topic,
+        synth_alerts(DATA / "fink-20181129", args.n, seed=1, alerts_per_object=3),
+        progress=False,
+    )
     print(f"produced {args.n} synthetic alerts to {topic} in {time.perf_counter() - t:.1f}s")
     results = {}
     db = client["bench_naive"]

@@ -54,6 +54,9 @@ class KafkaSettings(_Section):
     group_id: str = "boom-bridge"
     #: Partitions of topics the replay producer creates.
     partitions: int = 1
+    #: Milliseconds before a silent (crashed) bridge's partitions go to another bridge;
+    #: shorter than librdkafka's 45 s so a restarted bridge resumes quickly.
+    session_timeout_ms: int = Field(10_000, ge=6_000)
 
 
 class MongoSettings(_Section):

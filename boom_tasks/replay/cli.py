@@ -1,4 +1,4 @@
-"""``boom-produce``: replay one night of a survey into its Kafka topic.
+r"""``boom-produce``: replay one night of a survey into its Kafka topic.
 
 Examples
 --------
@@ -8,7 +8,7 @@ Replay the public ZTF night of 2024-06-17 (downloaded once into ``.local/archive
 
 Replay local packets, one burst of 300 alerts every 30 s, as a telescope would::
 
-    boom-produce ZTF --date 20181129 --from ../shared/data/ztf/fink-20181129 \\
+    boom-produce ZTF --date 20181129 --from ../shared/data/ztf/fink-20181129 \
         --burst-size 300 --burst-interval 30
 """
 

@@ -12,7 +12,7 @@ Step 4: flush, and fail loudly if any packet was not acknowledged by Kafka.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ def produce_packets(
     progress: bool = True,
     total: int | None = None,
     create_topic: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> int:
     """Send packets, unmodified, to a Kafka topic and wait until all are acknowledged.
 
@@ -82,6 +83,9 @@ def produce_packets(
         Expected number of packets, for the progress bar only.
     create_topic
         Create ``topic`` first with the configured partitions, if it is missing.
+    overrides
+        librdkafka settings replacing those of
+        :func:`~boom_tasks.services.kafka.producer_config` (benchmarks, tests).
 
     Returns
     -------
@@ -99,7 +103,7 @@ def produce_packets(
     settings = settings or get_settings()
     if create_topic:
         ensure_topic(settings.kafka, topic)
-    producer = Producer(producer_config(settings.kafka))
+    producer = Producer(producer_config(settings.kafka, **(overrides or {})))
     deliveries = _Deliveries()
     sent = 0
     burst_started = time.monotonic()

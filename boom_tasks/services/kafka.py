@@ -73,6 +73,7 @@ def consumer_config(kafka: KafkaSettings, group_id: str, **extra: Any) -> dict[s
         "bootstrap.servers": kafka.bootstrap_servers,
         "logger": RDKAFKA_LOG,
         "group.id": group_id,
+        "session.timeout.ms": kafka.session_timeout_ms,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "fetch.message.max.bytes": 10_000_000,
