@@ -33,6 +33,7 @@ from boom_tasks.alert import ztf  # noqa: E402
 from boom_tasks.alert.avro import decode_first_record  # noqa: E402
 from boom_tasks.batches import BatchRef  # noqa: E402
 from boom_tasks.errors import AlertRejected  # noqa: E402
+from boom_tasks.ingest.indexes import ensure_indexes  # noqa: E402
 from boom_tasks.replay.producer import produce_packets  # noqa: E402
 from boom_tasks.services.kafka import consumer_config  # noqa: E402
 from boom_tasks.settings import Settings, get_settings  # noqa: E402
@@ -86,7 +87,9 @@ def _start_workers(k: int, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def broker(settings: Settings, topic: str, n: int, k: int, db: pymongo.database.Database) -> float:
+def broker(
+    settings: Settings, topic: str, n: int, k: int, db: pymongo.database.Database, batch_size: int
+) -> float:
     """Run K workers and the bridge; return alerts/s from first consume to last write."""
     from boom_tasks.actors import INGEST
     from boom_tasks.bridge.consumer import Bridge
@@ -118,6 +121,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--batch-size", type=int, default=500, help="alerts per bridge batch")
     args = p.parse_args()
     settings = get_settings()
     client = pymongo.MongoClient(settings.mongo.uri)
@@ -133,11 +137,14 @@ def main() -> None:
     results = {}
     db = client["bench_naive"]
     client.drop_database(db.name)
+    ensure_indexes(db, ZTF)  # the same indexes as the broker's: same work per insert
     results["naive single-process loop"] = naive(settings, topic, args.n, db)
     for k in args.workers:
         db = client[f"bench_broker_{k}"]
         client.drop_database(db.name)
-        results[f"broker, {k} worker process(es)"] = broker(settings, topic, args.n, k, db)
+        results[f"broker, {k} worker process(es)"] = broker(
+            settings, topic, args.n, k, db, args.batch_size
+        )
     print(f"\nN = {args.n} alerts ({os.cpu_count()} CPU cores)")
     for name, rate in results.items():
         print(f"  {name:<32} {rate:8.1f} alerts/s")

@@ -8,14 +8,13 @@ from pymongo.database import Database
 from boom_tasks.services.mongo import mongo_errors
 from boom_tasks.surveys import Survey
 
-#: Alerts are found by position (users' $geoWithin), object, time, and the fields
-#: filters most often start from.
+#: Alerts are found by position (users' $geoWithin), object and time. Every index
+#: costs on each insert (the 2dsphere one most), so later stages add theirs only
+#: when a query of theirs needs it; filters start from ``_id`` (the batch's candids).
 ALERT_INDEXES = [
     IndexModel([("coordinates.radec_geojson", GEOSPHERE)]),
     IndexModel([("objectId", ASCENDING)]),
     IndexModel([("candidate.jd", DESCENDING)]),
-    IndexModel([("candidate.programid", ASCENDING), ("candidate.jd", DESCENDING)]),
-    IndexModel([("created_at", DESCENDING)]),
 ]
 
 AUX_INDEXES = [

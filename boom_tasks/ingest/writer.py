@@ -113,7 +113,9 @@ def _cas_round(aux: Collection, groups: dict[str, list[AlertDocs]], now: dt.date
         return set()
     with mongo_errors("updating aux documents"):
         try:
-            aux.bulk_write(ops, ordered=False)
+            result = aux.bulk_write(ops, ordered=False)
+            if result.matched_count + result.upserted_count == len(ops):
+                return set()  # every compare-and-swap matched: nobody raced us
         except BulkWriteError as e:
             if any(w.get("code") != DUPLICATE_KEY for w in e.details.get("writeErrors", [])):
                 raise
