@@ -6,11 +6,10 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from boom_tasks import logs
 from boom_tasks.errors import BoomError
-from boom_tasks.surveys.base import parse_date
+from boom_tasks.replay.cli import add_night_arguments
 
 #: The night the main job replays by default: a small public ZTF night (BOOM's example).
 DEFAULT_NIGHT = "20240617"
@@ -21,13 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     night = sub.add_parser("night", help="replay a night through Kafka, the bridge and workers")
     night.add_argument("survey", nargs="?", default="ZTF")
-    night.add_argument("--date", type=parse_date, default=DEFAULT_NIGHT, help="YYYYMMDD")
-    night.add_argument(
-        "--from",
-        dest="source",
-        type=Path,
-        help="local .tar.gz or folder of Avro packets (default: download the public night)",
-    )
+    add_night_arguments(night, default_date=DEFAULT_NIGHT)
     night.add_argument("--workers", type=int, default=2, help="worker processes")
     night.add_argument("--log-level", default="WARNING")
     return p

@@ -12,8 +12,8 @@ from boom_tasks import logs
 from boom_tasks.batches import BatchRef
 from boom_tasks.bridge.consumer import Bridge
 from boom_tasks.errors import BoomError
+from boom_tasks.replay.cli import night_date
 from boom_tasks.surveys import get_survey
-from boom_tasks.surveys.base import parse_date
 
 log = logging.getLogger("boom_tasks.bridge")
 
@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Consume a survey's Kafka topic and queue its alerts for ingestion.",
     )
     p.add_argument("survey", help="survey name, e.g. ZTF")
-    p.add_argument("--date", type=parse_date, help="night as YYYYMMDD (default: tonight, UTC)")
+    p.add_argument("--date", type=night_date, help="night as YYYYMMDD (default: tonight, UTC)")
     p.add_argument("--topic", help="consume this topic instead of the night's")
     p.add_argument("--exit-on-eof", action="store_true", help="stop at the end of the topic")
     p.add_argument("--log-level", default="INFO")

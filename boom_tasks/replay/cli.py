@@ -29,12 +29,32 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def _night(value: str) -> str:
-    """Validate ``--date`` with a message argparse can show as it is."""
+def night_date(value: str) -> str:
+    """Validate a ``--date`` argument with a message argparse can show as it is."""
     try:
         return parse_date(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a night as YYYYMMDD, got {value!r}") from None
+
+
+def add_night_arguments(p: argparse.ArgumentParser, default_date: str | None = None) -> None:
+    """Add ``--date`` (required unless ``default_date``) and ``--from`` to a parser.
+
+    Shared by every command that replays a night, so they read the same words.
+    """
+    p.add_argument(
+        "--date",
+        type=night_date,
+        required=default_date is None,
+        default=default_date,
+        help="night as YYYYMMDD" + (f" (default: {default_date})" if default_date else ""),
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="local .tar.gz or folder of .avro packets (default: download the public night)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,13 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="boom-produce", description="Produce one night of alert packets to Kafka."
     )
     p.add_argument("survey", help="survey name, e.g. ZTF")
-    p.add_argument("--date", type=_night, required=True, help="night as YYYYMMDD")
-    p.add_argument(
-        "--from",
-        dest="source",
-        type=Path,
-        help="local .tar.gz or folder of .avro packets (default: download the public night)",
-    )
+    add_night_arguments(p)
     p.add_argument("--burst-size", type=int, help="alerts per burst (default: no pacing)")
     p.add_argument(
         "--burst-interval", type=float, default=0.0, help="seconds from one burst to the next"
