@@ -8,6 +8,7 @@ import sys
 import time
 
 from boom_tasks import logs
+from boom_tasks.catalogs import cli as catalogs_cli
 from boom_tasks.errors import BoomError
 from boom_tasks.replay.cli import add_night_arguments
 
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     add_night_arguments(night, default_date=DEFAULT_NIGHT)
     night.add_argument("--workers", type=int, default=2, help="worker processes")
     night.add_argument("--log-level", default="WARNING")
+    catalogs_cli.register(sub)
     return p
 
 
@@ -57,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``boom``."""
     args = _parser().parse_args(argv)
     logs.configure(args.log_level)
+    commands = {"night": _night, "catalogs": catalogs_cli.run}
     try:
-        sys.exit(_night(args))
+        sys.exit(commands[args.command](args))
     except BoomError as e:
         print(f"boom: error: {e}", file=sys.stderr)
         sys.exit(2)
