@@ -151,3 +151,14 @@ def test_concurrent_writers_to_one_object_lose_no_points(mongo_db):
     assert errors == []
     aux = mongo_db[ZTF.aux].find_one({"_id": object_id})
     assert _stored_points(aux) == _expected_history(mine)[object_id]
+
+
+def test_a_worker_can_restart_on_a_populated_database(mongo_db):
+    # Given a database whose indexes exist and which holds alerts
+    ensure_indexes(mongo_db, ZTF)
+    ingest_packets(mongo_db, ZTF, _packets("boom-402"), "b1")
+    before = sorted(mongo_db[ZTF.alerts].index_information())
+    # When a worker boots again and ensures indexes, Then nothing fails and nothing changes
+    ensure_indexes(mongo_db, ZTF)
+    assert sorted(mongo_db[ZTF.alerts].index_information()) == before
+    assert "coordinates.radec_geojson_2dsphere" in before

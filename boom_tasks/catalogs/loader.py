@@ -37,7 +37,7 @@ from boom_tasks.catalogs.coords import detect_columns, to_degrees
 from boom_tasks.catalogs.documents import build_documents, field_names
 from boom_tasks.catalogs.errors import CatalogError
 from boom_tasks.catalogs.readers import Batch, CatalogReader, detect_format, open_catalog
-from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.services.mongo import create_missing_indexes, mongo_errors
 from boom_tasks.sky.healpix import DEFAULT_ORDER, HPX_FIELD, pixel_ids
 
 logger = logging.getLogger(__name__)
@@ -145,16 +145,8 @@ def _insert(coll: Collection, docs: list[dict[str, Any]]) -> int:
 
 
 def _ensure_indexes(coll: Collection) -> None:
-    """Create the catalog indexes that do not exist yet.
-
-    Only missing ones are requested: SecantusDB refuses to re-create an existing
-    2dsphere index (it reports an IndexKeySpecsConflict where MongoDB does nothing).
-    """
-    with mongo_errors(f"indexing catalog {coll.name}"):
-        existing = {tuple(i["key"]) for i in coll.index_information().values()}
-        missing = [m for m in CATALOG_INDEXES if tuple(m.document["key"].items()) not in existing]
-        if missing:
-            coll.create_indexes(missing)
+    """Create the catalog indexes that do not exist yet."""
+    create_missing_indexes(coll, CATALOG_INDEXES)
 
 
 def _limited(batches: Iterator[Batch], limit: int | None) -> Iterator[Batch]:

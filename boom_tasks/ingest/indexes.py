@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
 from pymongo.database import Database
 
-from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.services.mongo import create_missing_indexes
 from boom_tasks.surveys import Survey
 
 #: Alerts are found by position (users' $geoWithin), object and time. Every index
@@ -27,7 +27,6 @@ QUARANTINE_INDEXES = [IndexModel([("quarantined_at", DESCENDING)])]
 
 def ensure_indexes(db: Database, survey: Survey) -> None:
     """Create the survey's indexes if they do not exist yet."""
-    with mongo_errors(f"creating {survey.name} indexes"):
-        db[survey.alerts].create_indexes(ALERT_INDEXES)
-        db[survey.aux].create_indexes(AUX_INDEXES)
-        db[survey.quarantine].create_indexes(QUARANTINE_INDEXES)
+    create_missing_indexes(db[survey.alerts], ALERT_INDEXES)
+    create_missing_indexes(db[survey.aux], AUX_INDEXES)
+    create_missing_indexes(db[survey.quarantine], QUARANTINE_INDEXES)

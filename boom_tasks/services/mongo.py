@@ -7,11 +7,13 @@ not fork-safe, and Dramatiq forks its worker processes after importing actors.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pymongo
+from pymongo import IndexModel
 from pymongo import errors as pymongo_errors
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from boom_tasks.errors import PermanentError, ServiceUnavailable
@@ -45,6 +47,20 @@ def get_client(mongo: MongoSettings) -> pymongo.MongoClient:
 def get_db(mongo: MongoSettings) -> Database:
     """Return the broker's database."""
     return get_client(mongo)[mongo.database]
+
+
+def create_missing_indexes(collection: Collection, models: Sequence[IndexModel]) -> None:
+    """Create the indexes of ``models`` that ``collection`` does not have yet.
+
+    Only missing ones are requested: MongoDB ignores a request for an existing
+    index, but SecantusDB answers IndexKeySpecsConflict for an existing 2dsphere
+    one, and a worker must be able to restart on a populated database.
+    """
+    with mongo_errors(f"indexing {collection.name}"):
+        existing = {tuple(i["key"]) for i in collection.index_information().values()}
+        missing = [m for m in models if tuple(m.document["key"].items()) not in existing]
+        if missing:
+            collection.create_indexes(missing)
 
 
 @contextmanager
