@@ -162,3 +162,25 @@ def test_a_worker_can_restart_on_a_populated_database(mongo_db):
     ensure_indexes(mongo_db, ZTF)
     assert sorted(mongo_db[ZTF.alerts].index_information()) == before
     assert "coordinates.radec_geojson_2dsphere" in before
+
+
+def test_alerts_carry_the_catalogs_pixel_field_and_answer_batched_cone_searches(mongo_db):
+    # Given real alerts ingested with their indexes
+    from boom_tasks.sky.cone import cone_search
+
+    ensure_indexes(mongo_db, ZTF)
+    packets = _packets("kowalski")
+    ingest_packets(mongo_db, ZTF, packets, "b1")
+    records = [reference_record(p) for p in packets]
+    ra = [r["candidate"]["ra"] for r in records]
+    dec = [r["candidate"]["dec"] for r in records]
+    # When every alert's own position is searched with a 1 arcsec cone, in one batch
+    found = cone_search(mongo_db[ZTF.alerts], ra, dec, 1.0, fields=["_id"])
+    # Then each cone holds its alert at distance ~0, and exactly what $geoWithin finds
+    for rec, hits, r, d in zip(records, found, ra, dec, strict=True):
+        assert rec["candid"] in [h["_id"] for h in hits]
+        assert min(h["distance_arcsec"] for h in hits) < 1e-6
+        geo = {"$geoWithin": {"$centerSphere": [[r - 180, d], 1.0 / 206264.80624709636]}}
+        within = {x["_id"] for x in mongo_db[ZTF.alerts].find({"coordinates.radec_geojson": geo})}
+        assert {h["_id"] for h in hits} == within
+    assert "hpx_1" in mongo_db[ZTF.alerts].index_information()

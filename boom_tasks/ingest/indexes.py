@@ -6,13 +6,16 @@ from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
 from pymongo.database import Database
 
 from boom_tasks.services.mongo import create_missing_indexes
+from boom_tasks.sky.healpix import HPX_FIELD
 from boom_tasks.surveys import Survey
 
-#: Alerts are found by position (users' $geoWithin), object and time. Every index
+#: Alerts are found by position (users' $geoWithin, and the HEALPix pixel for batched
+#: cone searches, see boom_tasks.sky), object and time. Every index
 #: costs on each insert (the 2dsphere one most), so later stages add theirs only
 #: when a query of theirs needs it; filters start from ``_id`` (the batch's candids).
 ALERT_INDEXES = [
     IndexModel([("coordinates.radec_geojson", GEOSPHERE)]),
+    IndexModel([(HPX_FIELD, ASCENDING)]),
     IndexModel([("objectId", ASCENDING)]),
     IndexModel([("candidate.jd", DESCENDING)]),
 ]

@@ -20,6 +20,7 @@ from boom_tasks.alert.base import AlertDocs
 from boom_tasks.errors import AlertRejected
 from boom_tasks.ingest.quarantine import Rejected, quarantine
 from boom_tasks.ingest.writer import insert_new, update_aux
+from boom_tasks.sky.healpix import DEFAULT_ORDER, HPX_FIELD, pixel_ids
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,19 @@ def parse_batch(
     return list(alerts.values()), rejected
 
 
+def add_pixels(alerts: list[AlertDocs]) -> None:
+    """Store each alert's nested HEALPix pixel, computed for the whole batch at once.
+
+    The same field and order as the catalogs' (:mod:`boom_tasks.sky`), so cone
+    searches over alerts use the same indexed ``$in`` path as crossmatches.
+    """
+    if not alerts:
+        return
+    pixels = pixel_ids([a.ra for a in alerts], [a.dec for a in alerts], DEFAULT_ORDER)
+    for alert, pixel in zip(alerts, pixels, strict=True):
+        alert.alert[HPX_FIELD] = int(pixel)
+
+
 def ingest_packets(
     db: Database,
     survey: Survey,
@@ -84,6 +98,7 @@ def ingest_packets(
     """
     now = now or dt.datetime.now(dt.UTC)
     alerts, rejected = parse_batch(survey, packets, now)
+    add_pixels(alerts)
     for r in rejected:
         log.warning("%s packet quarantined (batch %s): %s", survey.name, batch_key, r.reason)
     quarantine(db, survey, rejected, batch_key, now)
