@@ -145,6 +145,8 @@ def main() -> None:
         results[f"broker, {k} worker process(es)"] = broker(
             settings, topic, args.n, k, db, args.batch_size
         )
+    for name in ("bench_naive", *(f"bench_broker_{k}" for k in args.workers)):
+        client.drop_database(name)  # leave the server as we found it
     print(f"\nN = {args.n} alerts ({os.cpu_count()} CPU cores)")
     for name, rate in results.items():
         print(f"  {name:<32} {rate:8.1f} alerts/s")
