@@ -9,6 +9,7 @@ import time
 
 from boom_tasks import logs
 from boom_tasks.catalogs import cli as catalogs_cli
+from boom_tasks.crossmatch import cli as crossmatch_cli
 from boom_tasks.errors import BoomError
 from boom_tasks.replay.cli import add_night_arguments
 
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     night.add_argument("--workers", type=int, default=2, help="worker processes")
     night.add_argument("--log-level", default="WARNING")
     catalogs_cli.register(sub)
+    crossmatch_cli.register(sub)
     return p
 
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``boom``."""
     args = _parser().parse_args(argv)
     logs.configure(args.log_level)
-    commands = {"night": _night, "catalogs": catalogs_cli.run}
+    commands = {"night": _night, "catalogs": catalogs_cli.run, "crossmatch": crossmatch_cli.run}
     try:
         sys.exit(commands[args.command](args))
     except BoomError as e:

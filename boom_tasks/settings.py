@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from boom_tasks.config_base import PROJECT_ROOT, Section, project_path
+from boom_tasks.crossmatch.config import DEFAULT_CROSSMATCH, CrossmatchCatalog
 from boom_tasks.errors import ConfigError
-
-#: The repository root: config files and the local services' folder are found from here.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from boom_tasks.ml.config import MLSettings
 
 #: The file read when ``BOOM_CONFIG`` is not set.
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
@@ -28,12 +28,7 @@ DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
 ENV_PREFIX = "BOOM_"
 
 
-class _Section(BaseModel):
-    # extra="forbid" is what turns a typo in a YAML key into a start-up error.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ValkeySettings(_Section):
+class ValkeySettings(Section):
     """Valkey: the Dramatiq broker, its result backend and the batch store."""
 
     host: str = "127.0.0.1"
@@ -46,7 +41,7 @@ class ValkeySettings(_Section):
         return f"redis://{self.host}:{self.port}/{self.db}"
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Kafka: survey intake (and, later, output)."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -59,7 +54,7 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(10_000, ge=6_000)
 
 
-class MongoSettings(_Section):
+class MongoSettings(Section):
     """MongoDB: alerts, auxiliary history, cutouts, catalogs, quarantine."""
 
     uri: str = "mongodb://127.0.0.1:27017"
@@ -68,7 +63,7 @@ class MongoSettings(_Section):
     server_selection_timeout_ms: int = 5000
 
 
-class BridgeSettings(_Section):
+class BridgeSettings(Section):
     """The Kafka → Dramatiq bridge."""
 
     #: Alerts per Dramatiq message; BOOM batches up to 1000.
@@ -92,7 +87,7 @@ class BridgeSettings(_Section):
         return self
 
 
-class WorkerSettings(_Section):
+class WorkerSettings(Section):
     """Dramatiq actors."""
 
     #: Retries of a transient failure (database or Valkey briefly down) before dead-lettering.
@@ -103,7 +98,7 @@ class WorkerSettings(_Section):
     time_limit_ms: int = Field(10 * 60_000, ge=1_000)
 
 
-class LocalServicesSettings(_Section):
+class LocalServicesSettings(Section):
     """Where ``ops/services.py`` installs and runs the local servers."""
 
     #: Folder for data, logs and pid files, relative to the project root unless absolute.
@@ -115,11 +110,10 @@ class LocalServicesSettings(_Section):
 
     def path(self) -> Path:
         """Return ``data_dir`` as an absolute path."""
-        p = Path(self.data_dir)
-        return p if p.is_absolute() else PROJECT_ROOT / p
+        return project_path(self.data_dir)
 
 
-class Settings(_Section):
+class Settings(Section):
     """All settings of one process; build it with :func:`get_settings`."""
 
     valkey: ValkeySettings = ValkeySettings()
@@ -128,6 +122,29 @@ class Settings(_Section):
     bridge: BridgeSettings = BridgeSettings()
     worker: WorkerSettings = WorkerSettings()
     local: LocalServicesSettings = LocalServicesSettings()
+    #: Catalogs each survey's new objects are matched with, by survey name.
+    crossmatch: dict[str, list[CrossmatchCatalog]] = DEFAULT_CROSSMATCH
+    ml: MLSettings = MLSettings()
+
+    @field_validator("crossmatch")
+    @classmethod
+    def _known_surveys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_surveys(value)
+
+    @model_validator(mode="after")
+    def _known_model_surveys(self) -> Settings:
+        _check_surveys(self.ml.models)
+        return self
+
+
+def _check_surveys(by_survey: dict[str, Any]) -> dict[str, Any]:
+    """Reject survey keys boom-tasks does not know (a typo would silently do nothing)."""
+    from boom_tasks.surveys import SURVEYS
+
+    unknown = sorted(set(by_survey) - set(SURVEYS))
+    if unknown:
+        raise ValueError(f"unknown survey(s) {unknown}; known: {sorted(SURVEYS)}")
+    return by_survey
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:

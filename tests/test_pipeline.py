@@ -66,11 +66,11 @@ def _bridge(topic: str, *extra: str, group: str | None = None) -> subprocess.Pop
     )
 
 
-def _wait_for(db, collection: str, n: int, timeout: float = 180) -> int:
+def _wait_for(db, collection: str, n: int, timeout: float = 180, query=None) -> int:
     deadline = time.monotonic() + timeout
     count = -1
     while time.monotonic() < deadline:
-        count = db[collection].count_documents({})
+        count = db[collection].count_documents(query or {})
         if count >= n:
             return count
         time.sleep(0.25)
@@ -107,6 +107,13 @@ def test_a_night_flows_from_kafka_to_mongodb_and_replays_without_duplicates(work
             db[ZTF.cutouts].find_one({"_id": rec["candid"]})["cutoutDifference"]
             == rec["cutoutDifference"]["stampData"]
         )
+    # And the chain went on: crossmatch (no catalog loaded here: empty matches) then ML
+    assert _wait_for(db, ZTF.alerts, n_good, query={"enriched_at": {"$exists": True}}) == n_good
+    _wait_idle(db)
+    assert db[ZTF.aux].count_documents({"cross_matches": {}}) == db[ZTF.aux].count_documents({})
+    enriched = db[ZTF.alerts].find_one({"candidate.drb": {"$exists": True}})
+    assert set(enriched["properties"]) >= {"star", "near_brightstar", "rock", "photstats"}
+    assert isinstance(enriched["classifications"]["anomaly_score"], float)
     snapshot = {
         c: sorted(db[c].find(), key=lambda d: str(d["_id"]))
         for c in (ZTF.alerts, ZTF.aux, ZTF.cutouts)
@@ -140,18 +147,21 @@ def _committed(settings, topic: str) -> int:
 
 
 def _wait_idle(db, timeout: float = 60) -> None:
-    """Wait until the ingest queue in Valkey is drained."""
+    """Wait until no batch waits for ingest and every stage's queue is empty."""
     import redis
 
     from boom_tasks.settings import get_settings
 
     client = redis.Redis.from_url(get_settings().valkey.url)
+    # Dramatiq keeps each message in <queue>.msgs until it is acknowledged.
+    stages = [f"dramatiq:{ZTF.queue_prefix}_{s}.msgs" for s in ("ingest", "crossmatch", "ml")]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not client.hlen(f"boom:{ZTF.queue_prefix}:pending"):
+        busy = client.hlen(f"boom:{ZTF.queue_prefix}:pending") + sum(client.hlen(k) for k in stages)
+        if not busy:
             return
         time.sleep(0.2)
-    raise AssertionError("ingest queue did not drain")
+    raise AssertionError("the pipeline's queues did not drain")
 
 
 def test_killing_the_bridge_mid_run_loses_nothing(worker, db, unique):

@@ -2,7 +2,8 @@
 
 Importing this module sets up the Valkey broker (which must exist before any
 actor is declared), then declares each stage's actors, one per survey:
-``ztf_ingest`` → (crossmatch → ml → filter → output, as those stages land).
+``ztf_ingest`` → ``ztf_crossmatch`` → ``ztf_ml`` (→ filter → output, as those
+stages land). Each stage module imports the next one, whose actor it sends to.
 """
 
 from boom_tasks.broker import setup_broker
@@ -10,9 +11,11 @@ from boom_tasks.settings import get_settings
 
 broker = setup_broker(get_settings())
 
+from boom_tasks.actors.crossmatch import CROSSMATCH  # noqa: E402
 from boom_tasks.actors.ingest import INGEST  # noqa: E402
+from boom_tasks.actors.ml import ML  # noqa: E402
 from boom_tasks.actors.startup import WorkerStartup  # noqa: E402
 
 broker.add_middleware(WorkerStartup(get_settings()))
 
-__all__ = ["INGEST", "broker"]
+__all__ = ["CROSSMATCH", "INGEST", "ML", "broker"]

@@ -8,9 +8,10 @@ from typing import Any
 
 import dramatiq
 
+from boom_tasks.actors.crossmatch import CROSSMATCH
+from boom_tasks.actors.messages import check_version, stamp
 from boom_tasks.batches import complete_batch, load_batch
 from boom_tasks.broker import actor_options
-from boom_tasks.errors import PermanentError
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client
@@ -19,20 +20,16 @@ from boom_tasks.surveys import SURVEYS, Survey
 
 log = logging.getLogger(__name__)
 
-#: Version of the ingest message; bump it when its arguments change meaning.
-MESSAGE_VERSION = 1
-
 
 def make_ingest_actor(survey: Survey) -> dramatiq.Actor:
     """Declare the ``<survey>_ingest`` actor on its own queue, so surveys scale apart."""
     name = f"{survey.queue_prefix}_ingest"
-
+    next_stage = CROSSMATCH[survey.name]
     options: dict[str, Any] = actor_options(get_settings().worker)
 
     @dramatiq.actor(actor_name=name, queue_name=name, **options)
     def ingest(batch_key: str, count: int, received_at: float, version: int = 1) -> dict[str, Any]:
-        if version != MESSAGE_VERSION:
-            raise PermanentError(f"{name}: unsupported message version {version}")
+        check_version(name, version)
         settings = get_settings()
         valkey = get_client(settings.valkey)
         packets = load_batch(valkey, batch_key)
@@ -49,7 +46,11 @@ def make_ingest_actor(survey: Survey) -> dramatiq.Actor:
             )
         started = time.monotonic()
         result = ingest_packets(get_db(settings.mongo), survey, packets, batch_key)
-        # The chain ends here until the crossmatch stage exists; it will receive result.candids.
+        if result.candids:
+            # Sent before the batch is deleted: a crash in between redelivers the batch,
+            # and every later stage is idempotent, so nothing is lost or doubled.
+            times = stamp({"received": received_at}, "ingested")
+            next_stage.send(result.candids, times)
         complete_batch(valkey, survey, batch_key)
         log.info(
             "%s: batch %s: %d added, %d existing, %d quarantined in %.2fs",

@@ -1,4 +1,4 @@
-"""Work a worker process does once after it boots: logging and MongoDB indexes."""
+"""Work a worker process does once after it boots: MongoDB indexes and ML models."""
 
 from __future__ import annotations
 
@@ -7,23 +7,35 @@ import logging
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from boom_tasks.actors.ml import survey_models
 from boom_tasks.ingest.indexes import ensure_indexes
+from boom_tasks.ml.errors import ModelConfigError
 from boom_tasks.services.mongo import get_db
 from boom_tasks.settings import Settings
 from boom_tasks.surveys import SURVEYS
 
 log = logging.getLogger(__name__)
 
+#: Exit status of a worker process whose configuration cannot work (bad model entry).
+EXIT_BAD_CONFIG = 78  # EX_CONFIG in sysexits.h
+
 
 class WorkerStartup(Middleware):
-    """Create every survey's indexes when a worker process boots (after fork)."""
+    """Create indexes and load models when a worker process boots (after fork)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        """Ensure indexes; idempotent, so every process may do it."""
+        """Ensure indexes (idempotent) and load the models, failing loudly on a bad entry."""
         db = get_db(self.settings.mongo)
         for survey in SURVEYS.values():
             ensure_indexes(db, survey)
-        log.info("worker ready: indexes ensured for %s", ", ".join(SURVEYS))
+            try:
+                survey_models(survey)
+            except ModelConfigError as e:
+                # Dramatiq logs and swallows a middleware's exceptions; a worker without
+                # its models would dead-letter every ML batch, so the process exits.
+                log.critical("worker cannot start: %s", e)
+                raise SystemExit(EXIT_BAD_CONFIG) from None
+        log.info("worker ready: indexes ensured and models loaded for %s", ", ".join(SURVEYS))

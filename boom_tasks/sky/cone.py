@@ -114,6 +114,17 @@ def _get(doc: dict[str, Any], dotted: str) -> Any:
     return doc
 
 
+def row_arrays(
+    docs: Sequence[dict[str, Any]], field: str = HPX_FIELD
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Return the ra, dec (degrees) and pixel id of fetched documents, as arrays."""
+    lonlat = np.array(
+        [_get(d, GEOJSON_FIELD)["coordinates"] for d in docs], dtype=np.float64
+    ).reshape(-1, 2)
+    row_pix = np.fromiter((_get(d, field) for d in docs), dtype=np.int64, count=len(docs))
+    return ra_from_geojson(lonlat[:, 0]), lonlat[:, 1], row_pix
+
+
 def fetch_pixels(
     collection: Collection,
     pixels: IntArray,
@@ -188,13 +199,7 @@ def cone_search(
     radius = np.broadcast_to(np.asarray(radius_arcsec, dtype=np.float64), cone_ra.shape)
     cover = cones_pixels(cone_ra, cone_dec, radius, order)
     docs = fetch_pixels(collection, cover[0], field=field, fields=fields, in_chunk=in_chunk)
-    lonlat = np.array(
-        [_get(d, GEOJSON_FIELD)["coordinates"] for d in docs], dtype=np.float64
-    ).reshape(-1, 2)
-    row_pix = np.fromiter((_get(d, field) for d in docs), dtype=np.int64, count=len(docs))
-    pairs = match_pixels(
-        cone_ra, cone_dec, radius, cover, ra_from_geojson(lonlat[:, 0]), lonlat[:, 1], row_pix
-    )
+    pairs = match_pixels(cone_ra, cone_dec, radius, cover, *row_arrays(docs, field))
     results: list[list[dict[str, Any]]] = [[] for _ in range(len(cone_ra))]
     for c, r, dist in zip(pairs.cone, pairs.row, pairs.distance_arcsec, strict=True):
         results[c].append({**docs[r], "distance_arcsec": float(dist)})

@@ -1,0 +1,69 @@
+"""The crossmatch actor of each survey: candids in, new objects matched, candids out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import dramatiq
+
+from boom_tasks.actors.messages import check_version, stamp
+from boom_tasks.actors.ml import ML
+from boom_tasks.broker import actor_options
+from boom_tasks.crossmatch.stage import CatalogPlan, crossmatch_batch, plan_catalogs
+from boom_tasks.services.mongo import get_db
+from boom_tasks.settings import get_settings
+from boom_tasks.surveys import SURVEYS, Survey
+
+log = logging.getLogger(__name__)
+
+#: Seconds a worker trusts its list of loaded catalogs before looking again, so a
+#: catalog loaded while workers run is used within this delay, without a restart.
+PLAN_TTL_S = 300.0
+
+_plans: dict[str, tuple[float, list[CatalogPlan]]] = {}
+
+
+def current_plans(survey: Survey) -> list[CatalogPlan]:
+    """Return the survey's loaded catalogs, looked up at most every :data:`PLAN_TTL_S`."""
+    cached = _plans.get(survey.name)
+    if cached and time.monotonic() < cached[0]:
+        return cached[1]
+    settings = get_settings()
+    specs = settings.crossmatch.get(survey.name, [])
+    plans, problems = plan_catalogs(get_db(settings.mongo), specs)
+    for problem in problems:
+        log.warning("%s crossmatch skips catalog %s", survey.name, problem)
+    _plans[survey.name] = (time.monotonic() + PLAN_TTL_S, plans)
+    return plans
+
+
+def make_crossmatch_actor(survey: Survey) -> dramatiq.Actor:
+    """Declare the ``<survey>_crossmatch`` actor on its own queue."""
+    name = f"{survey.queue_prefix}_crossmatch"
+    next_stage = ML[survey.name]
+
+    @dramatiq.actor(actor_name=name, queue_name=name, **actor_options(get_settings().worker))
+    def crossmatch(candids: list[int], times: dict[str, float], version: int = 1) -> dict[str, Any]:
+        check_version(name, version)
+        started = time.monotonic()
+        db = get_db(get_settings().mongo)
+        matched = crossmatch_batch(db, survey, current_plans(survey), candids)
+        log.info(
+            "%s: %d alerts, %d new objects matched in %.2fs",
+            name,
+            len(candids),
+            matched,
+            time.monotonic() - started,
+        )
+        next_stage.send(candids, stamp(times, "crossmatched"))
+        return {"alerts": len(candids), "objects_matched": matched}
+
+    return crossmatch
+
+
+#: The crossmatch actor of every registered survey, by survey name.
+CROSSMATCH: dict[str, dramatiq.Actor] = {
+    name: make_crossmatch_actor(s) for name, s in SURVEYS.items()
+}

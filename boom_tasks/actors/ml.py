@@ -1,0 +1,67 @@
+"""The ML actor of each survey: properties and classifications of a batch of candids.
+
+Models are loaded once per worker process, after fork (ONNX sessions are not
+fork-safe and loading them in every batch would dominate its cost).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import dramatiq
+
+from boom_tasks.actors.messages import check_version, stamp
+from boom_tasks.broker import actor_options
+from boom_tasks.config_base import project_path
+from boom_tasks.ml.registry import LoadedModel, load_models
+from boom_tasks.ml.stage import enrich_batch
+from boom_tasks.services.mongo import get_db
+from boom_tasks.settings import get_settings
+from boom_tasks.surveys import SURVEYS, Survey
+
+log = logging.getLogger(__name__)
+
+_models: dict[str, list[LoadedModel]] = {}
+
+
+def survey_models(survey: Survey) -> list[LoadedModel]:
+    """Return the survey's models, loading them on first use in this process.
+
+    Raises
+    ------
+    ModelConfigError
+        If a model entry does not fit its file (see :mod:`boom_tasks.ml.registry`).
+    """
+    if survey.name not in _models:
+        ml = get_settings().ml
+        _models[survey.name] = load_models(ml, survey.name, project_path(ml.models_dir))
+    return _models[survey.name]
+
+
+def make_ml_actor(survey: Survey) -> dramatiq.Actor:
+    """Declare the ``<survey>_ml`` actor on its own queue."""
+    name = f"{survey.queue_prefix}_ml"
+
+    @dramatiq.actor(actor_name=name, queue_name=name, **actor_options(get_settings().worker))
+    def ml(candids: list[int], times: dict[str, float], version: int = 1) -> dict[str, Any]:
+        check_version(name, version)
+        started = time.monotonic()
+        result = enrich_batch(get_db(get_settings().mongo), survey, survey_models(survey), candids)
+        log.info(
+            "%s: %d alerts enriched (scored %s, skipped %s) in %.2fs",
+            name,
+            result.alerts,
+            result.scored,
+            result.skipped,
+            time.monotonic() - started,
+        )
+        # The filter stage (next issue) will receive the candids and stamp(times, "enriched").
+        return {"alerts": result.alerts, "times": stamp(times, "enriched")}
+
+    return ml
+
+
+#: The ML actor of every registered survey, by survey name.
+ML: dict[str, dramatiq.Actor] = {name: make_ml_actor(s) for name, s in SURVEYS.items()}

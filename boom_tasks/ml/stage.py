@@ -1,0 +1,136 @@
+"""The ML stage: properties and classifications of a batch of alerts.
+
+Step 1: read the batch's candidates, their objects' light curves (aux) and, if a
+        model needs them, their cutouts: three ``$in`` reads for the batch;
+Step 2: compute each alert's properties (:mod:`boom_tasks.ml.properties`) from its
+        light curve as of the alert;
+Step 3: run every model on the whole batch (:mod:`boom_tasks.ml.predict`);
+Step 4: write ``properties``, ``classifications.<model>`` and, for a model that
+        skipped an alert, ``classifications_skipped.<model>`` (the reason), in one
+        unordered bulk write; rerunning writes the same values (idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.database import Database
+
+from boom_tasks.ml.predict import AlertContext, predict
+from boom_tasks.ml.registry import LoadedModel
+from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.surveys import Survey
+
+#: Time an alert went through the ML stage; alerts that have it are not redone.
+ENRICHED_FIELD = "enriched_at"
+
+#: Fields of an alert the ML stage reads.
+ALERT_FIELDS = {"objectId": 1, "candidate": 1, "schemavsn": 1}
+
+#: Fields of an aux document the ML stage reads (the light curve).
+AUX_FIELDS = {"prv_candidates": 1, "prv_nondetections": 1, "fp_hists": 1}
+
+
+@dataclass
+class MLResult:
+    """What the stage did to one batch."""
+
+    alerts: int = 0
+    scored: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def until(points: list[dict[str, Any]] | None, jd: float) -> list[dict[str, Any]]:
+    """Return the points up to and including ``jd`` (the light curve as of an alert)."""
+    return [p for p in points or [] if p.get("jd") is not None and p["jd"] <= jd]
+
+
+def _read(
+    db: Database, survey: Survey, candids: Sequence[int], cutouts: bool, redo: bool
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
+    with mongo_errors(f"reading {survey.name} alerts for ML"):
+        # A redelivered batch or a replay finds its alerts already enriched: skip them.
+        query: dict[str, Any] = {"_id": {"$in": list(candids)}}
+        if not redo:
+            query[ENRICHED_FIELD] = {"$exists": False}
+        alerts = list(db[survey.alerts].find(query, ALERT_FIELDS))
+        object_ids = sorted({a["objectId"] for a in alerts})
+        aux = {d["_id"]: d for d in db[survey.aux].find({"_id": {"$in": object_ids}}, AUX_FIELDS)}
+        stamps = (
+            {d["_id"]: d for d in db[survey.cutouts].find({"_id": {"$in": list(candids)}})}
+            if cutouts and alerts
+            else {}
+        )
+    return alerts, aux, stamps
+
+
+def _contexts(
+    alerts: list[dict[str, Any]], aux: dict[str, dict[str, Any]], stamps: dict[int, Any]
+) -> list[tuple[AlertContext, dict[str, Any]]]:
+    """Pair each alert's model context with its object's light curve as of the alert."""
+    out = []
+    for a in alerts:
+        jd = a["candidate"]["jd"]
+        history = aux.get(a["objectId"], {})
+        cutouts = {k: v for k, v in stamps.get(a["_id"], {}).items() if k != "_id"}
+        curve = {k: until(history.get(k), jd) for k in AUX_FIELDS}
+        ctx = AlertContext(
+            a["_id"],
+            a["candidate"],
+            curve["prv_candidates"],
+            curve["prv_nondetections"],
+            cutouts,
+            a.get("schemavsn"),
+        )
+        out.append((ctx, curve))
+    return out
+
+
+def enrich_batch(
+    db: Database,
+    survey: Survey,
+    models: Sequence[LoadedModel],
+    candids: Sequence[int],
+    now: dt.datetime | None = None,
+    *,
+    redo: bool = False,
+) -> MLResult:
+    """Compute and store properties and classifications of a batch of alerts.
+
+    Alerts already enriched are left as they are unless ``redo`` is set.
+    """
+    from boom_tasks.ml.properties import alert_properties
+
+    now = now or dt.datetime.now(dt.UTC)
+    need_cutouts = any(m.spec.needs_cutouts() for m in models)
+    contexts = _contexts(*_read(db, survey, candids, need_cutouts, redo))
+    updates: dict[int, dict[str, Any]] = {
+        ctx.candid: {
+            "properties": alert_properties(
+                ctx.candidate,
+                curve["prv_candidates"],
+                curve["prv_nondetections"],
+                curve["fp_hists"],
+            ),
+            ENRICHED_FIELD: now,
+        }
+        for ctx, curve in contexts
+    }
+    result = MLResult(alerts=len(contexts))
+    for model in models:
+        name = model.spec.name
+        preds = predict(model, [ctx for ctx, _ in contexts])
+        for candid, score in preds.scores.items():
+            updates[candid][f"classifications.{name}"] = score
+        for candid, reason in preds.skipped.items():
+            updates[candid][f"classifications_skipped.{name}"] = reason
+        result.scored[name], result.skipped[name] = len(preds.scores), len(preds.skipped)
+    if updates:
+        ops = [UpdateOne({"_id": c}, {"$set": u}) for c, u in updates.items()]
+        with mongo_errors(f"storing {survey.name} classifications"):
+            db[survey.alerts].bulk_write(ops, ordered=False)
+    return result
