@@ -213,12 +213,16 @@ def main() -> None:
     per_alert = 1 / sum(1 / r for r in geo.values())
     for coll in (SURVEY.alerts, SURVEY.aux, SURVEY.cutouts, SURVEY.quarantine):
         db.drop_collection(coll)  # the catalogs stay for the next run
-    print(f"\nN = {len(candids)} alerts, {os.cpu_count()} CPU cores; "
-          f"{matched} objects with a VSX match, {galaxies} with a Mangrove galaxy")
+    print(
+        f"\nN = {len(candids)} alerts, {os.cpu_count()} CPU cores; "
+        f"{matched} objects with a VSX match, {galaxies} with a Mangrove galaxy"
+    )
     for name, rate in results.items():
         print(f"  {name:<40} {rate:8.1f} alerts/s")
-    print(f"  {'$geoWithin, one query per catalog':<40} {per_alert:8.3f} alerts/s  "
-          + ", ".join(f"{k} {v:.3f} cones/s" for k, v in geo.items()))
+    print(
+        f"  {'$geoWithin, one query per catalog':<40} {per_alert:8.3f} alerts/s  "
+        + ", ".join(f"{k} {v:.3f} cones/s" for k, v in geo.items())
+    )
 
 
 if __name__ == "__main__":
