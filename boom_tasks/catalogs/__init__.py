@@ -6,9 +6,28 @@ recording each catalog in ``catalogs_meta`` (:mod:`.meta`). ``boom catalogs``
 is :mod:`.cli`.
 """
 
+from typing import Any
+
 from boom_tasks.catalogs.errors import CatalogError, CoordinateError
-from boom_tasks.catalogs.loader import LoadOptions, LoadReport, load_catalog
-from boom_tasks.catalogs.meta import catalog_order, list_catalogs
+
+#: Names re-exported lazily: the loader pulls in pyarrow and astropy (~1 s), which
+#: ``boom`` commands that only parse their arguments should not pay for.
+_LAZY = {
+    "LoadOptions": "loader",
+    "LoadReport": "loader",
+    "load_catalog": "loader",
+    "catalog_order": "meta",
+    "list_catalogs": "meta",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CatalogError",

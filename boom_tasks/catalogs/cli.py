@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from boom_tasks.catalogs.loader import DEFAULT_BATCH_SIZE, LoadOptions, load_catalog
-from boom_tasks.catalogs.meta import list_catalogs
 from boom_tasks.catalogs.readers import FORMATS
 from boom_tasks.sky.healpix import DEFAULT_ORDER, MAX_ORDER
 
@@ -54,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     load.add_argument("--dec", help="declination column (default: detected)")
     load.add_argument("--format", choices=FORMATS, help="file format (default: from the name)")
     load.add_argument("--id", help="column whose value becomes _id (default: row number)")
-    load.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE)
+    load.add_argument("--batch-size", type=_positive, help="rows per insert (default: 5000)")
     load.add_argument(
         "--order", type=_order, default=DEFAULT_ORDER, help="HEALPix order of the pixel field"
     )
@@ -65,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace, out: TextIO) -> int:
+    from boom_tasks.catalogs.loader import DEFAULT_BATCH_SIZE, LoadOptions, load_catalog
     from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
 
@@ -73,7 +72,7 @@ def _load(args: argparse.Namespace, out: TextIO) -> int:
         dec=args.dec,
         id=args.id,
         fmt=args.format,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
         order=args.order,
         limit=args.limit,
         replace=args.replace,
@@ -93,6 +92,7 @@ def _load(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _list(out: TextIO) -> int:
+    from boom_tasks.catalogs.meta import list_catalogs
     from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
 

@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import TextIO
 
-from boom_tasks.crossmatch.reprocess import DEFAULT_BATCH
-
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``crossmatch`` command (``reprocess``) to ``boom``'s sub-parsers."""
@@ -24,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="redo only this configured catalog (repeatable; default: every configured one)",
     )
     redo.add_argument("--object", action="append", help="redo only this objectId (repeatable)")
-    redo.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    redo.add_argument("--batch-size", type=int, help="objects per batch (default: 1000)")
     return parser
 
 
@@ -32,7 +30,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run a parsed ``boom crossmatch`` command; return the exit status."""
     from tqdm import tqdm
 
-    from boom_tasks.crossmatch.reprocess import reprocess, select_specs
+    from boom_tasks.crossmatch.reprocess import DEFAULT_BATCH, reprocess, select_specs
     from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
     from boom_tasks.surveys import get_survey
@@ -43,7 +41,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     db = get_db(settings.mongo)
     with tqdm(desc=f"{survey.name} objects", unit="obj", file=sys.stderr) as bar:
         report = reprocess(
-            db, survey, specs, objects=args.object, batch_size=args.batch_size, progress=bar.update
+            db,
+            survey,
+            specs,
+            objects=args.object,
+            batch_size=args.batch_size or DEFAULT_BATCH,
+            progress=bar.update,
         )
     for problem in report.problems:
         print(f"skipped {problem}", file=out)

@@ -11,12 +11,10 @@ conservative, it may add a pixel the cone only grazes but never misses one.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import astropy.units as u
 import numpy as np
 import numpy.typing as npt
-from astropy.coordinates import Latitude, Longitude
-from cdshealpix import nested
 
 #: Default HEALPix order (depth) of catalog pixel ids. Order 10 has 12,582,912
 #: pixels of about 3.4 arcmin (206 arcsec) on a side: about the largest match
@@ -36,6 +34,18 @@ MAX_ORDER = 29
 COVER_DEPTH_DELTA = 2
 
 IntArray = npt.NDArray[np.int64]
+
+
+def _astro() -> tuple[Any, Any, Any, Any]:
+    """Import astropy and cdshealpix on first use.
+
+    ``boom`` commands that never compute a pixel should not pay their ~1 s of import.
+    """
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix import nested
+
+    return u, Latitude, Longitude, nested
 
 
 def _check_order(order: int) -> None:
@@ -81,6 +91,7 @@ def pixel_ids(ra: npt.ArrayLike, dec: npt.ArrayLike, order: int = DEFAULT_ORDER)
     _check_order(order)
     ra_arr = np.atleast_1d(np.asarray(ra, dtype=np.float64))
     dec_arr = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    u, Latitude, Longitude, nested = _astro()
     ipix = nested.lonlat_to_healpix(Longitude(ra_arr * u.deg), Latitude(dec_arr * u.deg), order)
     return np.asarray(ipix, dtype=np.int64)
 
@@ -102,6 +113,7 @@ def cone_pixels(
     _check_order(order)
     if not 0 < radius_arcsec <= 180 * 3600:
         raise ValueError(f"cone radius must be in (0, 648000] arcsec, got {radius_arcsec}")
+    u, Latitude, Longitude, nested = _astro()
     ipix, _, _ = nested.cone_search(
         Longitude(ra * u.deg),
         Latitude(dec * u.deg),
