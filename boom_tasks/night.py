@@ -3,8 +3,9 @@
 Step 1: produce the night's packets to its Kafka topic (``boom-produce``).
 Step 2: start Dramatiq worker processes (``dramatiq boom_tasks.actors``).
 Step 3: run the bridge to the end of the topic (``boom-bridge --exit-on-eof``).
-Step 4: wait until every queued batch is ingested, stop the workers, and print
-        what is now in MongoDB: alerts, objects, quarantined packets and why.
+Step 4: wait until every queued batch has gone through every stage (ingest,
+        crossmatch, ML), stop the workers, and print what is now in MongoDB:
+        alerts, objects, quarantined packets and why, enrichment counts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from boom_tasks.batches import pending_alerts
+from boom_tasks.broker import NAMESPACE
 from boom_tasks.errors import BoomError
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client
@@ -39,6 +41,9 @@ class NightReport:
     objects: int
     quarantined: dict[str, int]
     seconds: float
+    #: Alerts with properties and classifications; objects with a match, per catalog.
+    enriched: int = 0
+    matched: dict[str, int] | None = None
 
 
 def bin_path(name: str) -> str:
@@ -64,13 +69,25 @@ def stop(proc: subprocess.Popen, timeout: float = 60.0) -> None:
         proc.wait()
 
 
+#: The survey's stage queues, in chain order.
+STAGES = ("ingest", "crossmatch", "ml")
+
+
+def queued_messages(settings: Settings, survey: Survey) -> int:
+    """Return the messages not yet acknowledged on any of the survey's stage queues."""
+    client = get_client(settings.valkey)
+    # Dramatiq's Redis broker keeps a message in "<queue>.msgs" until it is acknowledged.
+    keys = [f"{NAMESPACE}:{survey.queue_prefix}_{stage}.msgs" for stage in STAGES]
+    return sum(int(client.hlen(k)) for k in keys)
+
+
 def wait_drained(settings: Settings, survey: Survey, timeout: float = DRAIN_TIMEOUT_S) -> None:
-    """Wait until no stored batch awaits ingestion (raises BoomError on timeout)."""
+    """Wait until no batch awaits any stage (raises BoomError on timeout)."""
     client = get_client(settings.valkey)
     deadline = time.monotonic() + timeout
-    while pending_alerts(client, survey):
+    while pending_alerts(client, survey) or queued_messages(settings, survey):
         if time.monotonic() > deadline:
-            raise BoomError(f"{survey.name} ingestion did not finish within {timeout:.0f}s")
+            raise BoomError(f"{survey.name} processing did not finish within {timeout:.0f}s")
         time.sleep(0.5)
 
 
@@ -86,6 +103,13 @@ def report(settings: Settings, survey: Survey, produced: int, seconds: float) ->
         objects=db[survey.aux].count_documents({}),
         quarantined=reasons,
         seconds=seconds,
+        enriched=db[survey.alerts].count_documents({"enriched_at": {"$exists": True}}),
+        matched={
+            spec.catalog: db[survey.aux].count_documents(
+                {f"cross_matches.{spec.catalog}.0": {"$exists": True}}
+            )
+            for spec in settings.crossmatch.get(survey.name, [])
+        },
     )
 
 
@@ -98,4 +122,7 @@ def format_report(r: NightReport, survey: Survey) -> str:
         f"  {survey.quarantine}: {sum(r.quarantined.values())} packets",
     ]
     lines += [f"    {n} x {reason}" for reason, n in sorted(r.quarantined.items())]
+    lines.append(f"  enriched (properties, classifications): {r.enriched} alerts")
+    for catalog, n in (r.matched or {}).items():
+        lines.append(f"  objects with a {catalog} match: {n}")
     return "\n".join(lines)

@@ -53,3 +53,7 @@ def test_boom_night_replays_a_local_folder_and_reports_what_it_ingested(mongo_db
     objects = len(mongo_db[ZTF.alerts].distinct("objectId"))
     assert f"{ZTF.aux}: {objects} objects" in out
     assert f"{ZTF.quarantine}: 2 packets" in out and "Avro decoding failed" in out
+    # And every alert went through crossmatch and ML before the workers were stopped
+    assert f"enriched (properties, classifications): {n_good} alerts" in out
+    assert mongo_db[ZTF.alerts].count_documents({"enriched_at": {"$exists": True}}) == n_good
+    assert mongo_db[ZTF.aux].count_documents({"cross_matches": {"$exists": False}}) == 0
