@@ -11,6 +11,7 @@ from boom_tasks import logs
 from boom_tasks.catalogs import cli as catalogs_cli
 from boom_tasks.crossmatch import cli as crossmatch_cli
 from boom_tasks.errors import BoomError
+from boom_tasks.filter import cli as filters_cli
 from boom_tasks.replay.cli import add_night_arguments
 
 #: The night the main job replays by default: a small public ZTF night (BOOM's example).
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     night.add_argument("--log-level", default="WARNING")
     catalogs_cli.register(sub)
     crossmatch_cli.register(sub)
+    filters_cli.register(sub)
     return p
 
 
@@ -61,7 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``boom``."""
     args = _parser().parse_args(argv)
     logs.configure(args.log_level)
-    commands = {"night": _night, "catalogs": catalogs_cli.run, "crossmatch": crossmatch_cli.run}
+    commands = {
+        "night": _night,
+        "catalogs": catalogs_cli.run,
+        "crossmatch": crossmatch_cli.run,
+        "filters": filters_cli.run,
+    }
     try:
         sys.exit(commands[args.command](args))
     except BoomError as e:

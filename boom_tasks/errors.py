@@ -45,3 +45,11 @@ class AlertRejected(BoomError):
 
 class UnknownSurvey(ConfigError):
     """A survey name was given that boom-tasks does not know."""
+
+
+class QueryRejected(PermanentError):
+    """The database refused a user's query (filter or API): the message is the server's."""
+
+
+class QueryTimeout(QueryRejected):
+    """A user's query ran past its time budget (``maxTimeMS``)."""

@@ -70,7 +70,7 @@ def stop(proc: subprocess.Popen, timeout: float = 60.0) -> None:
 
 
 #: The survey's stage queues, in chain order.
-STAGES = ("ingest", "crossmatch", "ml")
+STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
 
 
 def queued_messages(settings: Settings, survey: Survey) -> int:

@@ -19,7 +19,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from boom_tasks.config_base import PROJECT_ROOT, Section, project_path
 from boom_tasks.crossmatch.config import DEFAULT_CROSSMATCH, CrossmatchCatalog
 from boom_tasks.errors import ConfigError
+from boom_tasks.filter.config import FilterSettings
 from boom_tasks.ml.config import MLSettings
+from boom_tasks.output.config import OutputSettings
 
 #: The file read when ``BOOM_CONFIG`` is not set.
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
@@ -59,6 +61,9 @@ class MongoSettings(Section):
 
     uri: str = "mongodb://127.0.0.1:27017"
     database: str = "boom"
+    #: Database holding the archival catalogs (None: ``database``); several broker
+    #: databases (a test night, a benchmark) can share one set of loaded catalogs.
+    catalog_database: str | None = None
     #: Milliseconds to find a server before an operation fails as unavailable.
     server_selection_timeout_ms: int = 5000
 
@@ -125,6 +130,8 @@ class Settings(Section):
     #: Catalogs each survey's new objects are matched with, by survey name.
     crossmatch: dict[str, list[CrossmatchCatalog]] = DEFAULT_CROSSMATCH
     ml: MLSettings = MLSettings()
+    filters: FilterSettings = FilterSettings()
+    output: OutputSettings = OutputSettings()
 
     @field_validator("crossmatch")
     @classmethod

@@ -154,7 +154,10 @@ def _wait_idle(db, timeout: float = 60) -> None:
 
     client = redis.Redis.from_url(get_settings().valkey.url)
     # Dramatiq keeps each message in <queue>.msgs until it is acknowledged.
-    stages = [f"dramatiq:{ZTF.queue_prefix}_{s}.msgs" for s in ("ingest", "crossmatch", "ml")]
+    stages = [
+        f"dramatiq:{ZTF.queue_prefix}_{s}.msgs"
+        for s in ("ingest", "crossmatch", "ml", "filter", "output")
+    ]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = client.hlen(f"boom:{ZTF.queue_prefix}:pending") + sum(client.hlen(k) for k in stages)

@@ -12,7 +12,7 @@ from boom_tasks.actors.messages import check_version, stamp
 from boom_tasks.actors.ml import ML
 from boom_tasks.broker import actor_options
 from boom_tasks.crossmatch.stage import CatalogPlan, crossmatch_batch, plan_catalogs
-from boom_tasks.services.mongo import get_db
+from boom_tasks.services.mongo import get_catalog_db, get_db
 from boom_tasks.settings import get_settings
 from boom_tasks.surveys import SURVEYS, Survey
 
@@ -32,7 +32,7 @@ def current_plans(survey: Survey) -> list[CatalogPlan]:
         return cached[1]
     settings = get_settings()
     specs = settings.crossmatch.get(survey.name, [])
-    plans, problems = plan_catalogs(get_db(settings.mongo), specs)
+    plans, problems = plan_catalogs(get_catalog_db(settings.mongo), specs)
     for problem in problems:
         log.warning("%s crossmatch skips catalog %s", survey.name, problem)
     _plans[survey.name] = (time.monotonic() + PLAN_TTL_S, plans)

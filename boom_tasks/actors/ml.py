@@ -12,6 +12,7 @@ from typing import Any
 
 import dramatiq
 
+from boom_tasks.actors.filter import FILTER
 from boom_tasks.actors.messages import check_version, stamp
 from boom_tasks.broker import actor_options
 from boom_tasks.config_base import project_path
@@ -43,6 +44,7 @@ def survey_models(survey: Survey) -> list[LoadedModel]:
 def make_ml_actor(survey: Survey) -> dramatiq.Actor:
     """Declare the ``<survey>_ml`` actor on its own queue."""
     name = f"{survey.queue_prefix}_ml"
+    next_stage = FILTER[survey.name]
 
     @dramatiq.actor(actor_name=name, queue_name=name, **actor_options(get_settings().worker))
     def ml(candids: list[int], times: dict[str, float], version: int = 1) -> dict[str, Any]:
@@ -57,8 +59,9 @@ def make_ml_actor(survey: Survey) -> dramatiq.Actor:
             result.skipped,
             time.monotonic() - started,
         )
-        # The filter stage (next issue) will receive the candids and stamp(times, "enriched").
-        return {"alerts": result.alerts, "times": stamp(times, "enriched")}
+        # Every candid goes on, enriched now or before (a replay): filters decide again.
+        next_stage.send(candids, stamp(times, "enriched"))
+        return {"alerts": result.alerts}
 
     return ml
 

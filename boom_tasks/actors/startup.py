@@ -1,4 +1,4 @@
-"""Work a worker process does once after it boots: MongoDB indexes and ML models."""
+"""Work a worker process does once: indexes and models at boot, a Kafka flush at shutdown."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dramatiq.middleware import Middleware
 from boom_tasks.actors.ml import survey_models
 from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ml.errors import ModelConfigError
+from boom_tasks.output.publish import flush_producer
 from boom_tasks.services.mongo import get_db
 from boom_tasks.settings import Settings
 from boom_tasks.surveys import SURVEYS
@@ -39,3 +40,9 @@ class WorkerStartup(Middleware):
                 log.critical("worker cannot start: %s", e)
                 raise SystemExit(EXIT_BAD_CONFIG) from None
         log.info("worker ready: indexes ensured and models loaded for %s", ", ".join(SURVEYS))
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Deliver what the output producer still holds before the process exits."""
+        left = flush_producer(self.settings.output.flush_timeout_s)
+        if left:
+            log.error("%d output messages were still undelivered at shutdown", left)

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace, out: TextIO) -> int:
     from boom_tasks.catalogs.loader import DEFAULT_BATCH_SIZE, LoadOptions, load_catalog
-    from boom_tasks.services.mongo import get_db
+    from boom_tasks.services.mongo import get_catalog_db
     from boom_tasks.settings import get_settings
 
     options = LoadOptions(
@@ -78,7 +78,7 @@ def _load(args: argparse.Namespace, out: TextIO) -> int:
         replace=args.replace,
         progress=True,
     )
-    r = load_catalog(get_db(get_settings().mongo), args.name, args.file, options)
+    r = load_catalog(get_catalog_db(get_settings().mongo), args.name, args.file, options)
     seconds = r.insert_seconds + r.index_seconds
     rate = r.rows_read / seconds if seconds > 0 else 0.0
     print(
@@ -93,10 +93,10 @@ def _load(args: argparse.Namespace, out: TextIO) -> int:
 
 def _list(out: TextIO) -> int:
     from boom_tasks.catalogs.meta import list_catalogs
-    from boom_tasks.services.mongo import get_db
+    from boom_tasks.services.mongo import get_catalog_db
     from boom_tasks.settings import get_settings
 
-    infos = list_catalogs(get_db(get_settings().mongo))
+    infos = list_catalogs(get_catalog_db(get_settings().mongo))
     if not infos:
         print("no catalogs loaded (boom catalogs load NAME FILE)", file=out)
         return 0

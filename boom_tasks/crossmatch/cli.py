@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from tqdm import tqdm
 
     from boom_tasks.crossmatch.reprocess import DEFAULT_BATCH, reprocess, select_specs
-    from boom_tasks.services.mongo import get_db
+    from boom_tasks.services.mongo import get_catalog_db, get_db
     from boom_tasks.settings import get_settings
     from boom_tasks.surveys import get_survey
 
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             objects=args.object,
             batch_size=args.batch_size or DEFAULT_BATCH,
             progress=bar.update,
+            catalog_db=get_catalog_db(settings.mongo),
         )
     for problem in report.problems:
         print(f"skipped {problem}", file=out)

@@ -84,10 +84,11 @@ def reprocess(
     objects: Sequence[str] | None = None,
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[int], object] | None = None,
+    catalog_db: Database | None = None,
 ) -> ReprocessReport:
     """Recompute the matches of ``specs`` for every (or the given) object of ``survey``."""
     plans: list[CatalogPlan]
-    plans, problems = plan_catalogs(db, specs)
+    plans, problems = plan_catalogs(db if catalog_db is None else catalog_db, specs)
     report = ReprocessReport([p.spec.catalog for p in plans], problems=problems)
     if not plans:
         return report

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from pymongo import UpdateOne
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from boom_tasks.catalogs.meta import get_meta
@@ -39,16 +40,20 @@ MATCHES_FIELD = "cross_matches"
 
 @dataclass(frozen=True)
 class CatalogPlan:
-    """A configured catalog that is loaded, with its HEALPix order."""
+    """A configured catalog that is loaded, with its HEALPix order and collection."""
 
     spec: CrossmatchCatalog
     order: int
+    collection: Collection
 
 
 def plan_catalogs(
     db: Database, specs: Sequence[CrossmatchCatalog]
 ) -> tuple[list[CatalogPlan], list[str]]:
-    """Return the configured catalogs ready to match, and why the others are not."""
+    """Return the configured catalogs ready to match, and why the others are not.
+
+    ``db`` is the database holding the catalogs (``mongo.catalog_database``).
+    """
     plans: list[CatalogPlan] = []
     problems: list[str] = []
     for spec in specs:
@@ -58,12 +63,12 @@ def plan_catalogs(
         elif meta.get("status") != "complete":
             problems.append(f"{spec.catalog}: load is {meta.get('status')}, not complete")
         else:
-            plans.append(CatalogPlan(spec, int(meta["hpx_order"])))
+            plans.append(CatalogPlan(spec, int(meta["hpx_order"]), db[spec.catalog]))
     return plans, problems
 
 
 def crossmatch_positions(
-    db: Database, plans: Sequence[CatalogPlan], ra: Sequence[float], dec: Sequence[float]
+    plans: Sequence[CatalogPlan], ra: Sequence[float], dec: Sequence[float]
 ) -> list[dict[str, list[dict[str, Any]]]]:
     """Return, for each position, its matches in every planned catalog.
 
@@ -77,7 +82,7 @@ def crossmatch_positions(
         return out
     for plan in plans:
         cover = cones_pixels(ra_arr, dec_arr, plan.spec.radius, plan.order)
-        rows = fetch_pixels(db[plan.spec.catalog], cover[0], fields=plan.spec.fields())
+        rows = fetch_pixels(plan.collection, cover[0], fields=plan.spec.fields())
         for k, matches in enumerate(match_rows(plan.spec, ra_arr, dec_arr, cover, rows)):
             out[k][plan.spec.catalog] = matches
     return out
@@ -138,7 +143,7 @@ def crossmatch_objects(
     ids = list(positions)
     ra = [positions[i][0] for i in ids]
     dec = [positions[i][1] for i in ids]
-    matches = crossmatch_positions(db, plans, ra, dec)
+    matches = crossmatch_positions(plans, ra, dec)
     return _write(db, survey, dict(zip(ids, matches, strict=True)), now, only_new=only_new)
 
 

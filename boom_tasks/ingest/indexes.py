@@ -27,9 +27,13 @@ AUX_INDEXES = [
 
 QUARANTINE_INDEXES = [IndexModel([("quarantined_at", DESCENDING)])]
 
+#: The output stage reads a batch's passes by candid; ``boom filters`` lists by filter.
+PASSES_INDEXES = [IndexModel([("candid", ASCENDING)]), IndexModel([("filter_id", ASCENDING)])]
+
 
 def ensure_indexes(db: Database, survey: Survey) -> None:
     """Create the survey's indexes if they do not exist yet."""
     create_missing_indexes(db[survey.alerts], ALERT_INDEXES)
     create_missing_indexes(db[survey.aux], AUX_INDEXES)
     create_missing_indexes(db[survey.quarantine], QUARANTINE_INDEXES)
+    create_missing_indexes(db[survey.filter_passes], PASSES_INDEXES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pymongo
 from pymongo import IndexModel
@@ -16,7 +17,7 @@ from pymongo import errors as pymongo_errors
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from boom_tasks.errors import PermanentError, ServiceUnavailable
+from boom_tasks.errors import PermanentError, QueryRejected, QueryTimeout, ServiceUnavailable
 from boom_tasks.settings import MongoSettings
 
 _client: pymongo.MongoClient | None = None
@@ -47,6 +48,11 @@ def get_client(mongo: MongoSettings) -> pymongo.MongoClient:
 def get_db(mongo: MongoSettings) -> Database:
     """Return the broker's database."""
     return get_client(mongo)[mongo.database]
+
+
+def get_catalog_db(mongo: MongoSettings) -> Database:
+    """Return the database holding the archival catalogs."""
+    return get_client(mongo)[mongo.catalog_database or mongo.database]
 
 
 def create_missing_indexes(collection: Collection, models: Sequence[IndexModel]) -> None:
@@ -85,3 +91,28 @@ def mongo_errors(what: str) -> Iterator[None]:
         raise ServiceUnavailable(f"MongoDB unavailable while {what}: {e}") from None
     except pymongo_errors.PyMongoError as e:
         raise PermanentError(f"MongoDB error while {what}: {e}") from None
+
+
+def user_aggregate(
+    collection: Collection, pipeline: list[dict[str, Any]], max_time_ms: int
+) -> list[dict[str, Any]]:
+    """Run a user's aggregation (a filter, an API query) within a time budget.
+
+    Raises
+    ------
+    QueryTimeout
+        If the server stopped it at ``max_time_ms``.
+    QueryRejected
+        If the server refused it (an invalid expression at run time): the user's error.
+    ServiceUnavailable
+        If the server could not be reached.
+    """
+    try:
+        return list(collection.aggregate(pipeline, maxTimeMS=max_time_ms))
+    except pymongo_errors.ExecutionTimeout:
+        raise QueryTimeout(f"stopped after its time budget of {max_time_ms} ms") from None
+    except pymongo_errors.OperationFailure as e:
+        message = (e.details or {}).get("errmsg") or str(e)
+        raise QueryRejected(message) from None
+    except TRANSIENT as e:
+        raise ServiceUnavailable(f"MongoDB unavailable while running a query: {e}") from None

@@ -46,6 +46,16 @@ class Survey:
         return f"{self.name}_alerts_quarantine"
 
     @property
+    def filter_passes(self) -> str:
+        """Collection of filter passes (``_id`` = candid:filter:version)."""
+        return f"{self.name}_filter_passes"
+
+    @property
+    def publications(self) -> str:
+        """Collection of published (candid, filter, version), so a replay publishes once."""
+        return f"{self.name}_publications"
+
+    @property
     def queue_prefix(self) -> str:
         """Prefix of this survey's Dramatiq queues and Valkey keys."""
         return self.name.lower()

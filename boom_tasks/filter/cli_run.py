@@ -1,0 +1,117 @@
+"""``boom filters activate|deactivate|test``: the commands that run a filter on stored alerts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from boom_tasks.errors import BoomError
+from boom_tasks.filter.cli import _context, _programids, print_passes
+from boom_tasks.filter.testing import (
+    Selection,
+    latest_night,
+    night_jd_range,
+    select_candids,
+    try_filter,
+)
+
+
+class MatchRateTooHigh(BoomError):
+    """A filter passes more of the reference night than ``filters.max_match_rate``."""
+
+
+def _stored(db: Any, filter_id: str, fid: str | None) -> tuple[dict, str, list[dict]]:
+    from boom_tasks.filter.store import get_filter, version_pipeline
+
+    doc = get_filter(db, filter_id)
+    fid, pipeline = version_pipeline(doc, fid)
+    return doc, fid, pipeline
+
+
+def activate(args: argparse.Namespace, out: TextIO) -> int:
+    """Check the match rate on a reference night, then activate (raises MatchRateTooHigh)."""
+    from boom_tasks.filter.cache import signal_change
+    from boom_tasks.filter.store import set_active
+    from boom_tasks.surveys import get_survey
+
+    settings, db, valkey = _context()
+    doc, fid, pipeline = _stored(db, args.filter_id, args.version)
+    survey = get_survey(doc["survey"])
+    if not args.force:
+        night = args.reference_night or latest_night(db, survey)
+        candids = (
+            select_candids(db, survey, Selection(jd_range=night_jd_range(night))) if night else []
+        )
+        if not candids:
+            print(f"no stored alerts for reference night {night}: match rate unchecked", file=out)
+        else:
+            programids = doc["permissions"].get(survey.name, [])
+            report = try_filter(
+                db, survey, pipeline, programids, candids, settings.filters.time_budget_ms * 10
+            )
+            limit = settings.filters.max_match_rate
+            print(
+                f"reference night {night}: {len(report.passed)} of {report.tried} alerts pass "
+                f"({report.rate:.2%}; limit {limit:.2%})",
+                file=out,
+            )
+            if report.rate > limit:
+                raise MatchRateTooHigh(
+                    f"filter {doc['name']} passes {report.rate:.2%} of night {night}, more than "
+                    f"filters.max_match_rate = {limit:.2%}: tighten it (or --force)"
+                )
+    set_active(db, args.filter_id, True, fid=fid)
+    signal_change(valkey)
+    print(f"filter {doc['name']} ({args.filter_id}) active, version {fid}", file=out)
+    return 0
+
+
+def deactivate(args: argparse.Namespace, out: TextIO) -> int:
+    """Deactivate a filter, recording why."""
+    from boom_tasks.filter.cache import signal_change
+    from boom_tasks.filter.store import set_active
+
+    _, db, valkey = _context()
+    set_active(db, args.filter_id, False, reason=args.reason)
+    signal_change(valkey)
+    print(f"filter {args.filter_id} inactive: {args.reason}", file=out)
+    return 0
+
+
+def _test_pipeline(args: argparse.Namespace, db: Any) -> tuple[list[dict], list[int], str]:
+    """Return the pipeline, programids and description of what ``test`` runs."""
+    from boom_tasks.filter.validate import parse_pipeline, validate_pipeline
+    from boom_tasks.surveys import get_survey
+
+    text = args.filter
+    if text.lstrip().startswith("[") or text.startswith("@"):
+        from boom_tasks.filter.cli import _pipeline_arg
+
+        aux = get_survey(args.survey).aux
+        pipeline = validate_pipeline(parse_pipeline(_pipeline_arg(text)), aux_collection=aux)
+        return pipeline, _programids(args.programids), "inline pipeline"
+    doc, fid, pipeline = _stored(db, text, args.version)
+    return pipeline, doc["permissions"].get(doc["survey"], []), f"{doc['name']} version {fid}"
+
+
+def test(args: argparse.Namespace, out: TextIO) -> int:
+    """Run a filter (stored or inline) on stored alerts and print what passes."""
+    from boom_tasks.surveys import get_survey
+
+    settings, db, _ = _context()
+    survey = get_survey(args.survey)
+    pipeline, programids, what = _test_pipeline(args, db)
+    selection = Selection(
+        jd_range=night_jd_range(args.night) if args.night else None,
+        object_ids=args.objects,
+        candids=args.candids,
+    )
+    candids = select_candids(db, survey, selection)
+    report = try_filter(
+        db, survey, pipeline, programids, candids, settings.filters.time_budget_ms * 10
+    )
+    print(
+        f"{what}: {len(report.passed)} of {report.tried} alerts pass ({report.rate:.2%})", file=out
+    )
+    print_passes(report.passed, args.show, out)
+    return 0

@@ -1,0 +1,23 @@
+"""Settings of the filter stage."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from boom_tasks.config_base import Section
+
+
+class FilterSettings(Section):
+    """How users' filters run."""
+
+    #: Milliseconds one filter may run on one batch (MongoDB ``maxTimeMS``; also
+    #: checked on the wall clock, for servers that ignore it).
+    time_budget_ms: int = Field(2_000, ge=10)
+    #: Consecutive failed batches (over budget, or refused by the database) after which
+    #: a filter is deactivated, with the reason recorded in its document.
+    max_failures: int = Field(3, ge=1)
+    #: Largest fraction of a reference night's alerts a filter may pass to be activated
+    #: (BOOM's ``max_match_rate``): a filter passing everything floods its subscribers.
+    max_match_rate: float = Field(0.05, gt=0, le=1)
+    #: Seconds a filter worker trusts its loaded filters even if no change is signalled.
+    reload_s: float = Field(60.0, gt=0)

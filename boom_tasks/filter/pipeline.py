@@ -1,0 +1,119 @@
+"""The pipeline the broker runs for one filter over one batch of alerts.
+
+Step 1: keep the batch's alerts the filter may see: ``_id`` among the batch's
+candids and ``candidate.programid`` among the filter's permissions (BOOM runs a
+filter only on the programids it is permitted; Kowalski puts the same ``$in`` in
+its first ``$match``).
+Step 2: only if the filter names an aux field (:func:`~.validate.aux_fields_in`),
+join the object's aux document just before the first stage naming one, as BOOM
+does, so the filter's cheap cuts shrink the batch before the join. The fields it
+names are lifted to the root of the alert: the history arrays keep only points
+of the filter's programids from at most :data:`HISTORY_WINDOW_DAYS` before the
+alert and never after it (a replayed night sees what the live night saw);
+``cross_matches`` is an empty document for an object with none.
+Step 3: the filter's own stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from boom_tasks.filter.validate import (
+    AUX_HISTORY_FIELDS,
+    AUX_JOIN_FIELD,
+    aux_fields_in,
+)
+
+#: How far back a filter sees an object's history, in days before the alert (BOOM's window).
+HISTORY_WINDOW_DAYS = 365
+#: Name each history point is tested under in ``$filter`` (``$$point.jd``).
+POINT_VARIABLE = "point"
+
+
+def run_pipeline(
+    user_pipeline: list[dict[str, Any]],
+    *,
+    candids: list[int],
+    programids: list[int],
+    aux_collection: str,
+) -> list[dict[str, Any]]:
+    """Return the aggregation pipeline that runs a filter over one batch of alerts.
+
+    Parameters
+    ----------
+    user_pipeline
+        The filter's stages, already accepted by
+        :func:`~boom_tasks.filter.validate.validate_pipeline` when the filter was
+        saved (not again here: a refusal per batch would fail the whole batch).
+    candids
+        The batch, as alert ``_id`` values.
+    programids
+        The programids the filter is permitted to see, for the alerts and for
+        every history point.
+    aux_collection
+        The per-object history collection joined on ``objectId``.
+    """
+    stages = [batch_match(candids, programids)]
+    join_at = next((i for i, stage in enumerate(user_pipeline) if aux_fields_in(stage)), None)
+    if join_at is None:
+        return [*stages, *user_pipeline]
+    join = aux_stages(aux_fields_in(user_pipeline), programids, aux_collection)
+    return [*stages, *user_pipeline[:join_at], *join, *user_pipeline[join_at:]]
+
+
+def batch_match(candids: Sequence[int], programids: Sequence[int]) -> dict[str, Any]:
+    """Return the ``$match`` keeping the batch's alerts of the permitted programids."""
+    return {
+        "$match": {
+            "_id": {"$in": list(candids)},
+            "candidate.programid": {"$in": list(programids)},
+        }
+    }
+
+
+def aux_stages(
+    fields: Sequence[str], programids: Sequence[int], aux_collection: str
+) -> list[dict[str, Any]]:
+    """Return the stages joining an alert's aux document and lifting ``fields`` to its root.
+
+    The joined array is first reduced to its one document (an aux ``_id`` is the
+    objectId), and fields are read from that document. Reading
+    ``$aux.prv_candidates`` straight off the joined array would make the
+    expression traverse an array: correct MongoDB, but the local MongoDB
+    stand-in returns such paths as missing.
+    """
+    joined = f"${AUX_JOIN_FIELD}"
+    return [
+        {
+            "$lookup": {
+                "from": aux_collection,
+                "localField": "objectId",
+                "foreignField": "_id",
+                "as": AUX_JOIN_FIELD,
+            }
+        },
+        {"$addFields": {AUX_JOIN_FIELD: {"$ifNull": [{"$arrayElemAt": [joined, 0]}, {}]}}},
+        {"$addFields": {field: _lifted(field, programids) for field in fields}},
+        {"$unset": AUX_JOIN_FIELD},
+    ]
+
+
+def _lifted(field: str, programids: Sequence[int]) -> dict[str, Any]:
+    source = f"${AUX_JOIN_FIELD}.{field}"
+    if field not in AUX_HISTORY_FIELDS:
+        return {"$ifNull": [source, {}]}
+    point = f"$${POINT_VARIABLE}"
+    return {
+        "$filter": {
+            "input": {"$ifNull": [source, []]},
+            "as": POINT_VARIABLE,
+            "cond": {
+                "$and": [
+                    {"$in": [f"{point}.programid", list(programids)]},
+                    {"$lte": [f"{point}.jd", "$candidate.jd"]},
+                    {"$lt": [{"$subtract": ["$candidate.jd", f"{point}.jd"]}, HISTORY_WINDOW_DAYS]},
+                ]
+            },
+        }
+    }

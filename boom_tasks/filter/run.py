@@ -1,0 +1,153 @@
+"""Run every active filter of a survey on one batch of candids.
+
+Step 1: for each filter, build its run-time pipeline: the broker's ``$match`` on the
+        batch's candids and the filter's permitted programids, the aux ``$lookup``
+        only if the filter reads history or cross-matches, then the user's stages
+        (:func:`boom_tasks.filter.pipeline.run_pipeline`);
+Step 2: run it with the time budget; a filter the database refuses, or one over
+        budget, is isolated: its failure is recorded and the other filters run;
+Step 3: record every pass (``<survey>_filter_passes``, ``_id`` =
+        ``candid:filter:version``: a replay writes nothing new) and each filter's
+        health (failures in a row; deactivation with the reason past the limit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.database import Database
+
+from boom_tasks.errors import QueryRejected
+from boom_tasks.filter.config import FilterSettings
+from boom_tasks.filter.pipeline import run_pipeline
+from boom_tasks.filter.store import FILTERS, ActiveFilter
+from boom_tasks.services.mongo import mongo_errors, user_aggregate
+from boom_tasks.surveys import Survey
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FilterOutcome:
+    """What one filter did on one batch."""
+
+    filter: ActiveFilter
+    passes: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def run_filter(
+    db: Database, survey: Survey, f: ActiveFilter, candids: Sequence[int], budget_ms: int
+) -> FilterOutcome:
+    """Run one filter on the batch; never raises for the filter's own faults."""
+    pipeline = run_pipeline(
+        f.pipeline, candids=list(candids), programids=f.programids, aux_collection=survey.aux
+    )
+    started = time.monotonic()
+    outcome = FilterOutcome(f)
+    try:
+        outcome.passes = user_aggregate(db[survey.alerts], pipeline, budget_ms)
+    except QueryRejected as e:  # the filter's fault (bad expression, timeout): isolate it
+        outcome.error = str(e)
+    outcome.seconds = time.monotonic() - started
+    if outcome.error is None and outcome.seconds * 1000 > budget_ms:
+        outcome.error = f"took {outcome.seconds * 1000:.0f} ms, over its budget of {budget_ms} ms"
+    return outcome
+
+
+def pass_documents(outcome: FilterOutcome, now: dt.datetime) -> list[dict[str, Any]]:
+    """Return the pass records of one filter's outcome."""
+    f = outcome.filter
+    return [
+        {
+            "_id": f"{doc['_id']}:{f.id}:{f.fid}",
+            "candid": doc["_id"],
+            "objectId": doc.get("objectId"),
+            "filter_id": f.id,
+            "filter_name": f.name,
+            "fid": f.fid,
+            "programids": f.programids,
+            "passed_at": now,
+            "annotations": doc.get("annotations", {}),
+        }
+        for doc in outcome.passes
+    ]
+
+
+def _record_failure(
+    db: Database, outcome: FilterOutcome, settings: FilterSettings, now: dt.datetime
+) -> bool:
+    """Count one more failure; past the limit, deactivate the filter with the reason.
+
+    Returns True if the filter was deactivated (the caller signals the change).
+    """
+    f = outcome.filter
+    error = {"message": outcome.error, "fid": f.fid, "at": now}
+    doc = db[FILTERS].find_one_and_update(
+        {"_id": f.id},
+        {"$inc": {"overruns": 1}, "$set": {"last_error": error}},
+        projection={"overruns": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc and doc["overruns"] >= settings.max_failures:
+        reason = f"failed {doc['overruns']} batches in a row; last: {outcome.error}"
+        db[FILTERS].update_one(
+            {"_id": f.id}, {"$set": {"active": False, "disabled_reason": reason, "updated_at": now}}
+        )
+        log.error("filter %s (%s) deactivated: %s", f.name, f.id, reason)
+        return True
+    return False
+
+
+def record(
+    db: Database,
+    survey: Survey,
+    outcomes: Sequence[FilterOutcome],
+    settings: FilterSettings,
+    now: dt.datetime,
+) -> list[str]:
+    """Store the passes and the filters' health; return the filters deactivated."""
+    passes = [p for o in outcomes for p in pass_documents(o, now)]
+    with mongo_errors(f"recording {survey.name} filter passes"):
+        if passes:
+            ops = [UpdateOne({"_id": p["_id"]}, {"$setOnInsert": p}, upsert=True) for p in passes]
+            db[survey.filter_passes].bulk_write(ops, ordered=False)
+        healthy = [o.filter.id for o in outcomes if o.error is None]
+        if healthy:
+            db[FILTERS].update_many(
+                {"_id": {"$in": healthy}, "overruns": {"$ne": 0}}, {"$set": {"overruns": 0}}
+            )
+        deactivated = []
+        for o in outcomes:
+            if o.error is not None:
+                log.warning("%s filter %s failed: %s", survey.name, o.filter.name, o.error)
+                if _record_failure(db, o, settings, now):
+                    deactivated.append(o.filter.id)
+    return deactivated
+
+
+def run_filters(
+    db: Database,
+    survey: Survey,
+    filters: Sequence[ActiveFilter],
+    candids: Sequence[int],
+    settings: FilterSettings,
+    now: dt.datetime | None = None,
+) -> tuple[list[FilterOutcome], list[str]]:
+    """Run every filter on the batch and record the outcomes (see the module docstring).
+
+    Returns
+    -------
+    outcomes, deactivated
+        Each filter's outcome, and the ids of filters deactivated by this batch.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    outcomes = [run_filter(db, survey, f, candids, settings.time_budget_ms) for f in filters]
+    return outcomes, record(db, survey, outcomes, settings, now)

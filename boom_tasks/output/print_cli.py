@@ -1,0 +1,318 @@
+"""``boom-print TOPIC [--stamps DIR] [--max N] [--from-beginning] [--group G]``.
+
+Print each alert published on an output topic, as the alert_stream demo's
+``printStream`` does for survey topics (lsst-dm/alert_stream, ZTF's fork):
+one summary per alert instead of the whole record. With ``--stamps`` each
+cutout is also written as FITS (gunzipped) and as a PNG preview,
+``<candid>_<science|template|difference>.fits|.png``. Early alerts whose
+cutouts are JPEG get ``.jpg`` instead.
+
+Without ``--group`` every run has its own consumer group and commits nothing,
+so two terminals both see every alert. With ``--group`` offsets are committed
+and a later run continues where this one stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import io
+import os
+import socket
+import struct
+import sys
+import warnings
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from boom_tasks.errors import BoomError, ServiceUnavailable
+from boom_tasks.output.schema import OutputMessageError, decode
+
+#: Seconds each poll waits; short, so Ctrl-C and ``--max`` are answered promptly.
+POLL_TIMEOUT_S = 1.0
+#: Julian date of the Unix epoch (1970-01-01T00:00:00 UTC).
+JD_UNIX_EPOCH = 2440587.5
+#: ZTF band of each filter id (``fid``).
+BANDS = {1: "g", 2: "r", 3: "i"}
+#: File-name part of each cutout field.
+STAMP_KINDS = {
+    "cutoutScience": "science",
+    "cutoutTemplate": "template",
+    "cutoutDifference": "difference",
+}
+#: First bytes of a gzip stream, a FITS file and a JPEG image.
+GZIP_MAGIC, FITS_MAGIC, JPEG_MAGIC = b"\x1f\x8b", b"SIMPLE", b"\xff\xd8"
+#: The eight bytes every PNG file starts with.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Softening of the asinh stretch (astropy's default): small values show faint
+#: structure around a bright source without saturating it.
+ASINH_A = 0.1
+
+
+# -- one alert as text -----------------------------------------------------------------
+
+
+def jd_to_utc(jd: float) -> dt.datetime:
+    """Return the UTC datetime of a Julian date (to the millisecond)."""
+    return dt.datetime.fromtimestamp(round((jd - JD_UNIX_EPOCH) * 86400.0, 3), dt.UTC)
+
+
+def format_alert(message: dict[str, Any]) -> str:
+    """Return a few lines describing one published alert (no cutouts)."""
+    cand = message.get("candidate") or {}
+    when = jd_to_utc(message["jd"]).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [
+        f"{message['objectId']}  candid {message['candid']}  jd {message['jd']:.5f} ({when})",
+        f"  ra {message['ra']:.6f}  dec {message['dec']:+.6f}  {_photometry(cand)}",
+    ]
+    for i, f in enumerate(message.get("filters") or []):
+        label = "  filters: " if i == 0 else "           "
+        version = f", {f['version']}" if f.get("version") else ""
+        passed = dt.datetime.fromtimestamp(f["passed_at"], dt.UTC).strftime("%H:%M:%S")
+        lines.append(
+            f"{label}{f['name']} ({f['filter_id']}{version}) at {passed}  {f['annotations']}"
+        )
+    scores = message.get("classifications") or {}
+    if scores:
+        lines.append(
+            "  classifications: " + "  ".join(f"{k}={v:.3f}" for k, v in sorted(scores.items()))
+        )
+    lines.append("  " + _history_line(message))
+    return "\n".join(lines)
+
+
+def _photometry(cand: dict[str, Any]) -> str:
+    if cand.get("magpsf") is None:
+        return "no magnitude"
+    band = BANDS.get(cand.get("fid") or 0, f"fid{cand.get('fid')}")
+    err = f" ± {cand['sigmapsf']:.2f}" if cand.get("sigmapsf") is not None else ""
+    sign = "" if cand.get("isdiffpos") in (None, "t") else " (negative subtraction)"
+    drb = f"  drb {cand['drb']:.2f}" if cand.get("drb") is not None else ""
+    return f"{band} {cand['magpsf']:.2f}{err}{sign}{drb}"
+
+
+def _history_line(message: dict[str, Any]) -> str:
+    counts = (
+        f"{len(message.get('prv_candidates') or [])} detections, "
+        f"{len(message.get('prv_nondetections') or [])} upper limits, "
+        f"{len(message.get('fp_hists') or [])} forced"
+    )
+    times = message.get("times") or {}
+    if times.get("received") is not None and times.get("published") is not None:
+        counts += f"; latency {times['published'] - times['received']:.2f} s"
+    return counts
+
+
+# -- cutouts as files -------------------------------------------------------------------
+
+
+def stamp_files(message: dict[str, Any], png: bool = True) -> dict[str, bytes]:
+    """Return the cutout files of one alert, by file name.
+
+    FITS cutouts (gzipped or not) give ``.fits`` and, with ``png``, ``.png``;
+    JPEG cutouts (some 2017-2018 alerts) give ``.jpg``; a missing or
+    unrecognised cutout gives nothing.
+    """
+    files: dict[str, bytes] = {}
+    for field, kind in STAMP_KINDS.items():
+        data = message.get(field)
+        if not data:
+            continue
+        raw = gzip.decompress(data) if data.startswith(GZIP_MAGIC) else data
+        stem = f"{message['candid']}_{kind}"
+        if raw.startswith(FITS_MAGIC):
+            files[f"{stem}.fits"] = raw
+            if png:
+                files[f"{stem}.png"] = png_bytes(stretch(fits_image(raw)))
+        elif raw.startswith(JPEG_MAGIC):
+            files[f"{stem}.jpg"] = raw
+    return files
+
+
+def fits_image(data: bytes) -> np.ndarray:
+    """Return the image of the first FITS HDU that has one, as float64."""
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        # ZTF cutout headers have a non-standard SIMPLE card; the data read correctly.
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        with fits.open(io.BytesIO(data)) as hdus:
+            for hdu in hdus:
+                if hdu.data is not None:
+                    return np.asarray(hdu.data, dtype=np.float64)
+    raise ValueError("FITS file holds no image")
+
+
+def stretch(image: np.ndarray) -> np.ndarray:
+    """Return an 8-bit display version of ``image``: zscale limits, asinh stretch.
+
+    Rows are flipped because FITS stores the bottom row first and PNG the top
+    one, so north stays up as in DS9. Non-finite pixels are black.
+    """
+    from astropy.visualization import AsinhStretch, ZScaleInterval
+
+    finite = np.isfinite(image)
+    if not finite.any():
+        return np.zeros(image.shape, dtype=np.uint8)
+    # zscale samples every pixel, so NaNs are filled with the median before it looks.
+    filled = np.where(finite, image, np.median(image[finite]))
+    scaled = AsinhStretch(a=ASINH_A)(ZScaleInterval()(filled, clip=True))
+    pixels = np.where(finite, np.round(scaled * 255.0), 0.0).astype(np.uint8)
+    return np.ascontiguousarray(pixels[::-1])
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """Return an 8-bit greyscale PNG of a 2-D uint8 array (no matplotlib or Pillow needed).
+
+    Each row gets filter type 0 (none): cutouts are 63x63, so better
+    filtering would save a few hundred bytes at most.
+    """
+    if pixels.ndim != 2 or pixels.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 array, got {pixels.ndim}-D {pixels.dtype}")
+    height, width = pixels.shape
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = np.hstack([np.zeros((height, 1), dtype=np.uint8), pixels]).tobytes()
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows, 9))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def write_stamps(message: dict[str, Any], folder: Path) -> list[Path]:
+    """Write :func:`stamp_files` of one alert into ``folder`` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in stamp_files(message).items():
+        path = folder / name
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+# -- Kafka ---------------------------------------------------------------------------------
+
+
+def open_consumer(topic: str, group: str | None, program: str, from_beginning: bool) -> Consumer:
+    """Subscribe to ``topic`` with the project's Kafka settings.
+
+    Without ``group`` a group of this process alone is used, which starts at
+    the end of the topic unless ``from_beginning``.
+    """
+    from boom_tasks.services.kafka import consumer_config
+    from boom_tasks.settings import get_settings
+
+    group_id = group or f"{program}-{socket.gethostname()}-{os.getpid()}"
+    reset = "earliest" if from_beginning else "latest"
+    consumer = Consumer(
+        consumer_config(get_settings().kafka, group_id, **{"auto.offset.reset": reset})
+    )
+
+    def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
+        if from_beginning:
+            for p in partitions:
+                p.offset = OFFSET_BEGINNING
+        c.assign(partitions)
+
+    consumer.subscribe([topic], on_assign=on_assign)
+    return consumer
+
+
+def consume(
+    consumer: Consumer,
+    handle: Callable[[Message], None],
+    limit: int | None = None,
+    tick: Callable[[], None] | None = None,
+) -> int:
+    """Poll ``consumer`` and pass each message to ``handle``; return how many were handled.
+
+    Stops after ``limit`` messages (never when None). ``tick`` runs after every
+    poll, messages or not, for periodic work. End-of-partition events are
+    reported on stderr; a fatal Kafka error raises :class:`ServiceUnavailable`.
+    """
+    handled = 0
+    while limit is None or handled < limit:
+        msg = consumer.poll(POLL_TIMEOUT_S)
+        if tick is not None:
+            tick()
+        if msg is None:
+            continue
+        err = msg.error()
+        if err is None:
+            handle(msg)
+            handled += 1
+        elif err.code() == KafkaError._PARTITION_EOF:
+            print(
+                f"% end of {msg.topic()} [{msg.partition()}] at offset {msg.offset()}",
+                file=sys.stderr,
+            )
+        elif err.fatal():
+            raise ServiceUnavailable(f"Kafka consumer failed: {err.str()}")
+        else:
+            print(f"% Kafka: {err.str()}", file=sys.stderr)
+    return handled
+
+
+def decode_or_report(msg: Message) -> dict[str, Any] | None:
+    """Decode one Kafka message, or report on stderr why it cannot be and return None."""
+    try:
+        return decode(msg.value() or b"")
+    except OutputMessageError as e:
+        print(f"% {msg.topic()} [{msg.partition()}] offset {msg.offset()}: {e}", file=sys.stderr)
+        return None
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="boom-print", description="Print alerts published on a topic.")
+    p.add_argument("topic", help="output topic, e.g. ZTF_alerts_results")
+    p.add_argument("--stamps", type=Path, metavar="DIR", help="write cutouts as FITS and PNG here")
+    p.add_argument("--max", type=int, metavar="N", help="stop after N messages")
+    p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
+    p.add_argument("--group", help="consumer group: share the topic and remember the position")
+    return p
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run ``boom-print``; return the exit code."""
+    args = _parser().parse_args(argv)
+    consumer = open_consumer(args.topic, args.group, "boom-print", args.from_beginning)
+
+    def handle(msg: Message) -> None:
+        message = decode_or_report(msg)
+        if message is not None:
+            print(format_alert(message), flush=True)
+            if args.stamps is not None:
+                write_stamps(message, args.stamps)
+        if args.group:
+            consumer.commit(message=msg, asynchronous=True)
+
+    try:
+        consume(consumer, handle, limit=args.max)
+    except KeyboardInterrupt:
+        print("% aborted by user", file=sys.stderr)
+    finally:
+        consumer.close()
+    return 0
+
+
+def main() -> None:
+    """Entry point of ``boom-print``."""
+    try:
+        sys.exit(run())
+    except BoomError as e:
+        print(f"boom-print: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,177 @@
+"""The output stage: passing alerts published to Kafka once per (candid, filter version).
+
+Step 1: read the batch's filter passes and drop those already published (the
+        ``<survey>_publications`` collection: a replay publishes nothing twice);
+Step 2: read the alerts, their objects' aux documents and their cutouts, and build
+        one message per alert listing every new pass (:mod:`.message`, :mod:`.schema`);
+Step 3: produce each message, keyed by candid, to the survey's results topic (and
+        the per-filter topics if configured), wait for Kafka's acknowledgements,
+        and record what was delivered. A message Kafka did not acknowledge is not
+        recorded, so the retried batch sends it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+from pymongo import UpdateOne
+from pymongo.database import Database
+
+from boom_tasks.errors import ServiceUnavailable
+from boom_tasks.output.config import OutputSettings
+from boom_tasks.output.message import build_message
+from boom_tasks.output.schema import encode
+from boom_tasks.services.kafka import producer_config
+from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.settings import KafkaSettings
+from boom_tasks.surveys import Survey
+
+log = logging.getLogger(__name__)
+
+_producer: tuple[int, Producer] | None = None
+
+
+def get_producer(kafka: KafkaSettings) -> Producer:
+    """Return this process's producer (idempotent, zstd), created after fork on first use."""
+    global _producer
+    if _producer is None or _producer[0] != os.getpid():
+        _producer = (os.getpid(), Producer(producer_config(kafka, acks="all")))
+    return _producer[1]
+
+
+def flush_producer(timeout_s: float) -> int:
+    """Flush this process's producer if it exists; return the messages still queued."""
+    if _producer is None or _producer[0] != os.getpid():
+        return 0
+    return int(_producer[1].flush(timeout_s))
+
+
+def topic_name(template: str, survey: str, filter_name: str = "") -> str:
+    """Return a topic from a template; filter names are reduced to Kafka's topic characters."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filter_name).strip("_") or "filter"
+    return template.format(survey=survey, filter=safe)
+
+
+def _unpublished(db: Database, survey: Survey, candids: Sequence[int]) -> dict[int, list[dict]]:
+    with mongo_errors(f"reading {survey.name} filter passes"):
+        passes = list(db[survey.filter_passes].find({"candid": {"$in": list(candids)}}))
+        ids = [p["_id"] for p in passes]
+        done = {d["_id"] for d in db[survey.publications].find({"_id": {"$in": ids}}, {"_id": 1})}
+    todo: dict[int, list[dict]] = defaultdict(list)
+    for p in passes:
+        if p["_id"] not in done:
+            todo[p["candid"]].append(p)
+    return todo
+
+
+def _documents(db: Database, survey: Survey, candids: list[int]) -> tuple[dict, dict, dict]:
+    with mongo_errors(f"reading {survey.name} alerts to publish"):
+        alerts = {a["_id"]: a for a in db[survey.alerts].find({"_id": {"$in": candids}})}
+        oids = sorted({a["objectId"] for a in alerts.values()})
+        aux = {d["_id"]: d for d in db[survey.aux].find({"_id": {"$in": oids}})}
+        stamps = {c["_id"]: c for c in db[survey.cutouts].find({"_id": {"$in": candids}})}
+    return alerts, aux, stamps
+
+
+def visible_programids(passes: Sequence[dict[str, Any]]) -> list[int]:
+    """Return the programids every filter passed may see: history shown in a message.
+
+    One message lists every filter an alert passed, and everyone reading the topic
+    sees it, so private-programme history points appear only if all those filters
+    are permitted to see them.
+    """
+    sets = [set(p.get("programids") or []) for p in passes]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def _produce(
+    producer: Producer, topics: list[str], candid: int, payload: bytes, delivered: set[int]
+) -> None:
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        if err is None and msg.topic() == topics[0]:
+            delivered.add(candid)
+        elif err is not None:
+            log.error("publishing candid %s to %s failed: %s", candid, msg.topic(), err)
+
+    for topic in topics:
+        producer.produce(topic, value=payload, key=str(candid).encode(), on_delivery=on_delivery)
+        producer.poll(0)
+
+
+def publish_batch(
+    db: Database,
+    survey: Survey,
+    producer: Producer,
+    candids: Sequence[int],
+    times: dict[str, float],
+    settings: OutputSettings,
+) -> int:
+    """Publish the batch's unpublished passes; return the number of messages delivered.
+
+    Raises
+    ------
+    ServiceUnavailable
+        If Kafka did not acknowledge every message in time (the actor retries;
+        delivered messages are recorded and are not sent again).
+    """
+    todo = _unpublished(db, survey, candids)
+    if not todo:
+        return 0
+    alerts, aux, stamps = _documents(db, survey, sorted(todo))
+    delivered: set[int] = set()
+    for candid, passes in todo.items():
+        alert = alerts[candid]
+        stamped = {**times, "published": time.time()}
+        message = build_message(
+            alert,
+            aux.get(alert["objectId"]),
+            stamps.get(candid),
+            passes,
+            stamped,
+            survey.name,
+            programids=visible_programids(passes),
+        )
+        topics = [topic_name(settings.results_topic, survey.name)]
+        if settings.per_filter_topics:
+            topics += [
+                topic_name(settings.filter_topic, survey.name, p["filter_name"]) for p in passes
+            ]
+        _produce(producer, topics, candid, encode(message), delivered)
+    left = producer.flush(settings.flush_timeout_s)
+    _record(db, survey, {c: todo[c] for c in delivered})
+    if left or len(delivered) < len(todo):
+        raise ServiceUnavailable(
+            f"Kafka acknowledged {len(delivered)} of {len(todo)} {survey.name} messages"
+        )
+    return len(delivered)
+
+
+def _record(db: Database, survey: Survey, delivered: dict[int, list[dict[str, Any]]]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    ops = [
+        UpdateOne(
+            {"_id": p["_id"]},
+            {
+                "$setOnInsert": {
+                    "candid": c,
+                    "filter_id": p["filter_id"],
+                    "fid": p["fid"],
+                    "published_at": now,
+                }
+            },
+            upsert=True,
+        )
+        for c, passes in delivered.items()
+        for p in passes
+    ]
+    if ops:
+        with mongo_errors(f"recording {survey.name} publications"):
+            db[survey.publications].bulk_write(ops, ordered=False)

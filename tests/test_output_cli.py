@@ -1,0 +1,181 @@
+"""The pure parts of boom-print and boom-monitor, on real packets (no Kafka)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from boom_tasks.alert.ztf import parse_packet
+from boom_tasks.output.message import build_message
+from boom_tasks.output.monitor_cli import StreamStats, format_report, latency, percentiles
+from boom_tasks.output.print_cli import (
+    format_alert,
+    jd_to_utc,
+    png_bytes,
+    stamp_files,
+    stretch,
+    write_stamps,
+)
+from tests.alerts import packet_paths, read_packet
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _message(folder: str, passes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    docs = parse_packet(read_packet(packet_paths(folder)[0]), NOW)
+    h = docs.history
+    aux = {
+        "prv_candidates": h.prv_candidates,
+        "prv_nondetections": h.prv_nondetections,
+        "fp_hists": h.fp_hists,
+    }
+    alert = {**docs.alert, "classifications": {"acai_h": 0.91}}
+    passes = (
+        passes
+        if passes is not None
+        else [
+            {
+                "filter_id": "f1",
+                "name": "bright",
+                "version": "v1",
+                "passed_at": NOW,
+                "annotations": {"mag": 18.1},
+            },
+        ]
+    )
+    return build_message(alert, aux, docs.cutouts, passes, {"received": 100.0, "published": 102.5})
+
+
+def _read_png(data: bytes) -> np.ndarray:
+    """Decode an 8-bit greyscale PNG with filter 0, checking every chunk's CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (size,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + size]
+        (crc,) = struct.unpack(">I", data[pos + 8 + size : pos + 12 + size])
+        assert crc == zlib.crc32(kind + body)
+        chunks[kind] = body
+        pos += 12 + size
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 0) and b"IEND" in chunks
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), dtype=np.uint8).reshape(
+        height, width + 1
+    )
+    assert not rows[:, 0].any()
+    return rows[:, 1:]
+
+
+def test_format_alert_shows_what_a_reader_needs() -> None:
+    # Given a message from a real packet
+    msg = _message("kowalski")
+    cand = msg["candidate"]
+    # When it is formatted
+    text = format_alert(msg)
+    # Then identity, position, photometry, filters, scores and history are there
+    assert msg["objectId"] in text and str(msg["candid"]) in text
+    assert f"{msg['ra']:.6f}" in text and f"{cand['magpsf']:.2f}" in text
+    assert "bright (f1, v1)" in text and '{"mag":18.1}' in text
+    assert "acai_h=0.910" in text
+    assert f"{len(msg['prv_candidates'])} detections" in text and "latency 2.50 s" in text
+    assert "cutout" not in text
+
+
+def test_jd_to_utc() -> None:
+    assert jd_to_utc(2451545.0) == dt.datetime(2000, 1, 1, 12, tzinfo=dt.UTC)
+
+
+def test_png_writer_round_trips() -> None:
+    # Given an arbitrary non-square 8-bit image
+    pixels = (np.arange(7 * 5, dtype=np.uint16).reshape(5, 7) * 7 % 256).astype(np.uint8)
+    # When written as PNG and read back by an independent decoder
+    # Then every pixel is the same
+    np.testing.assert_array_equal(_read_png(png_bytes(pixels)), pixels)
+    with pytest.raises(ValueError, match="2-D uint8"):
+        png_bytes(pixels.astype(np.float32))
+
+
+def test_stretch_maps_to_bytes_flips_and_blacks_out_nans() -> None:
+    # Given an image with a gradient, a bright source and a NaN pixel
+    image = np.tile(np.arange(10.0), (8, 1))
+    image[0, 0], image[4, 5] = np.nan, 1e5
+    # When stretched
+    out = stretch(image)
+    # Then it is 8-bit, flipped top to bottom, bright stays brightest, NaN is black
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    assert out[-1, 0] == 0
+    assert out[8 - 1 - 4, 5] == 255
+    assert np.all(np.diff(out[2].astype(int)[:5]) >= 0)
+    assert not stretch(np.full((3, 3), np.nan)).any()
+
+
+# ZTF cutout headers have a non-standard SIMPLE card; astropy warns, the data are fine.
+@pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
+def test_stamps_of_real_fits_cutouts(tmp_path: Path) -> None:
+    # Given a real alert with gzipped FITS cutouts
+    msg = _message("kowalski")
+    # When its stamps are written
+    paths = write_stamps(msg, tmp_path)
+    # Then there is a FITS and a PNG per cutout, the FITS holding the survey's image
+    names = sorted(p.name for p in paths)
+    kinds = ("difference", "science", "template")
+    assert names == sorted(f"{msg['candid']}_{k}.{e}" for k in kinds for e in ("fits", "png"))
+    with fits.open(tmp_path / f"{msg['candid']}_science.fits") as hdus:
+        image = np.asarray(hdus[0].data)
+    assert image.shape == (63, 63)
+    assert _read_png((tmp_path / f"{msg['candid']}_science.png").read_bytes()).shape == image.shape
+
+
+def test_stamps_of_jpeg_and_missing_cutouts() -> None:
+    # 2017 commissioning alerts carry JPEG cutouts; AMPEL's 2021 archive has none
+    jpeg = stamp_files(_message("ampel-commissioning-201712"))
+    assert sorted(n.rsplit(".", 1)[1] for n in jpeg) == ["jpg", "jpg", "jpg"]
+    assert stamp_files(_message("ampel-ztf-20210720")) == {}
+
+
+def test_percentiles() -> None:
+    assert percentiles([]) == {}
+    assert percentiles(list(range(1, 101))) == pytest.approx({50: 50.5, 95: 95.05, 99: 99.01})
+    assert percentiles([3.0]) == {50: 3.0, 95: 3.0, 99: 3.0}
+
+
+def test_latency_needs_both_times() -> None:
+    assert latency({"times": {"received": 10.0, "published": 12.0}}) == 2.0
+    assert latency({"times": {"received": 10.0, "published": None}}) is None
+    assert latency({}) is None
+
+
+def test_stream_stats_count_per_filter_and_reset_each_interval() -> None:
+    # Given alerts passing one or two filters
+    both = [{"filter_id": "a", "name": "bright"}, {"filter_id": "b", "name": "red"}]
+    stats = StreamStats(started=0.0)
+    for i in range(4):
+        stats.add(
+            {
+                "filters": both if i % 2 else both[:1],
+                "times": {"received": 0.0, "published": float(i + 1)},
+            }
+        )
+    # When the first interval is reported after 2 s
+    first = stats.report(2.0)
+    # Then it shows per-filter counts and rates, totals and latency percentiles
+    assert "4 alerts (2.00/s)" in first and "total 4" in first
+    assert "p50 2.50 s" in first and "(n=4)" in first
+    bright, red = (line for line in first.splitlines() if "(a)" in line or "(b)" in line)
+    assert bright.split()[:4] == ["bright", "(a)", "4", "2.00/s"]
+    assert red.split()[:4] == ["red", "(b)", "2", "1.00/s"]
+    # And the next interval starts from zero while totals carry on
+    stats.add({"filters": both[1:], "times": {}})
+    second = format_report(stats, 4.0)
+    assert "1 alerts (0.50/s); total 5 (1.25/s)" in second and "latency" not in second
+    assert any(
+        line.split()[2:4] == ["0", "0.00/s"] for line in second.splitlines() if "(a)" in line
+    )
+    assert stats.due(12.0, 10.0) and not stats.due(11.0, 10.0)

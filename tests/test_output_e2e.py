@@ -1,0 +1,178 @@
+"""The whole chain on real services: Kafka in → … → filters → Avro messages on Kafka out."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fastavro
+import pytest
+from confluent_kafka import Consumer
+
+from boom_tasks.filter.store import add_filter, set_active
+from boom_tasks.output.schema import decode
+from boom_tasks.replay.producer import produce_packets
+from boom_tasks.services.kafka import consumer_config
+from boom_tasks.settings import get_settings
+from boom_tasks.surveys.ztf import ZTF
+from tests.alerts import packet_paths, read_packet
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.services
+
+BIN = Path(sys.executable).parent
+STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
+
+BRIGHT = [
+    {"$match": {"candidate.magpsf": {"$lt": 18.5}, "candidate.isdiffpos": {"$in": ["t", "1"]}}},
+    {"$project": {"objectId": 1, "annotations": {"mag": {"$round": ["$candidate.magpsf", 1]}}}},
+]
+HOSTED = [
+    {"$match": {"classifications.acai_h": {"$gt": 0.5}}},
+    {"$project": {"objectId": 1, "annotations": {"acai_h": "$classifications.acai_h"}}},
+]
+
+
+@pytest.fixture(scope="module")
+def chain(services, tmp_path_factory):
+    """Two active filters, and a worker publishing to this module's own results topic."""
+    import pymongo
+
+    topic = f"results-{os.getpid()}-{int(time.time())}"
+    db = pymongo.MongoClient(services.mongo.uri)[services.mongo.database]
+    for name in db.list_collection_names():
+        db.drop_collection(name)
+    ids = {}
+    for name, pipeline in (("bright", BRIGHT), ("hosted", HOSTED)):
+        ids[name] = add_filter(
+            db,
+            name=name,
+            survey="ZTF",
+            pipeline=json.dumps(pipeline),
+            programids=[1],
+            aux_collection=ZTF.aux,
+        )
+        set_active(db, ids[name], True)
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {**os.environ, "BOOM_OUTPUT__RESULTS_TOPIC": topic}
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [str(BIN / "dramatiq"), "boom_tasks.actors", "--processes", "1", "--threads", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    yield db, topic, ids, log_path
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=60)
+
+
+def _bridge_to_end(topic: str, group: str) -> None:
+    env = {**os.environ, "BOOM_KAFKA__GROUP_ID": group}
+    proc = subprocess.run(
+        [str(BIN / "boom-bridge"), "ZTF", "--topic", topic, "--exit-on-eof"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def _drained(timeout: float = 240) -> None:
+    import redis
+
+    client = redis.Redis.from_url(get_settings().valkey.url)
+    keys = [f"dramatiq:{ZTF.queue_prefix}_{s}.msgs" for s in STAGES]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client.hlen(f"boom:{ZTF.queue_prefix}:pending") and not any(
+            client.hlen(k) for k in keys
+        ):
+            return
+        time.sleep(0.3)
+    raise AssertionError("the pipeline did not drain")
+
+
+def _read_topic(topic: str, expect_at_least: int, idle_s: float = 5.0) -> list[bytes]:
+    consumer = Consumer(
+        consumer_config(
+            get_settings().kafka, f"reader-{time.time_ns()}", **{"auto.offset.reset": "earliest"}
+        )
+    )
+    consumer.subscribe([topic])
+    out: list[bytes] = []
+    last = time.monotonic()
+    while time.monotonic() - last < idle_s or len(out) < expect_at_least:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            out.append(msg.value())
+            last = time.monotonic()
+        if time.monotonic() - last > 60:
+            break
+    consumer.close()
+    return out
+
+
+def _expected(db, ids) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for a in db[ZTF.alerts].find({"candidate.programid": 1}):
+        c, cl = a["candidate"], a.get("classifications", {})
+        if c["magpsf"] < 18.5 and c["isdiffpos"] in ("t", "1"):
+            out.setdefault(a["_id"], set()).add(ids["bright"])
+        if cl.get("acai_h") is not None and cl["acai_h"] > 0.5:
+            out.setdefault(a["_id"], set()).add(ids["hosted"])
+    return out
+
+
+def test_passing_alerts_are_published_once_as_avro_with_their_filters_and_times(chain, unique):
+    db, results, ids, log_path = chain
+    # Given real alerts produced to a survey topic
+    packets = [
+        read_packet(p) for f in ("kowalski", "boom-402", "fink-20181129") for p in packet_paths(f)
+    ]
+    source = f"ztf-in-{unique}"
+    produce_packets(topic=source, packets=iter(packets), settings=None, progress=False)
+    # When the bridge runs it through the workers
+    _bridge_to_end(source, f"g1-{unique}")
+    _drained()
+    expected = _expected(db, ids)
+    assert len(expected) > 10, "the filters pass too few real alerts for a meaningful check"
+    # Then every passing alert is on the results topic once, listing exactly its filters
+    raw = _read_topic(results, len(expected))
+    messages = [decode(m) for m in raw]
+    assert sorted(m["candid"] for m in messages) == sorted(expected), log_path.read_text()[-3000:]
+    for data, m in zip(raw, messages, strict=True):
+        assert next(fastavro.reader(io.BytesIO(data)))["candid"] == m["candid"]  # plain Avro
+        assert {f["filter_id"] for f in m["filters"]} == expected[m["candid"]]
+        alert = db[ZTF.alerts].find_one({"_id": m["candid"]})
+        cut = db[ZTF.cutouts].find_one({"_id": m["candid"]})
+        assert (m["objectId"], m["jd"]) == (alert["objectId"], alert["candidate"]["jd"])
+        assert (m["ra"], m["dec"]) == (alert["candidate"]["ra"], alert["candidate"]["dec"])
+        assert m["cutoutDifference"] == cut["cutoutDifference"]
+        assert m["classifications"]["anomaly_score"] == alert["classifications"]["anomaly_score"]
+        t = m["times"]
+        stamps = [
+            t[s]
+            for s in ("received", "ingested", "crossmatched", "enriched", "filtered", "published")
+        ]
+        assert None not in stamps and stamps == sorted(stamps)
+        for f in m["filters"]:
+            if f["filter_id"] == ids["bright"]:
+                assert json.loads(f["annotations"]) == {
+                    "mag": round(alert["candidate"]["magpsf"], 1)
+                }
+    # When the same alerts are replayed by a fresh consumer group
+    _bridge_to_end(source, f"g2-{unique}")
+    _drained()
+    # Then nothing is published twice
+    assert len(_read_topic(results, len(raw))) == len(raw)
+    assert db[ZTF.publications].count_documents({}) == sum(len(v) for v in expected.values())
