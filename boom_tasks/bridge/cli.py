@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 from types import FrameType
 
 from boom_tasks import logs
 from boom_tasks.batches import BatchRef
 from boom_tasks.bridge.consumer import Bridge
-from boom_tasks.errors import BoomError
+from boom_tasks.entry import exit_with
 from boom_tasks.replay.cli import night_date
 from boom_tasks.surveys import get_survey
 
@@ -68,8 +67,4 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     """Entry point of ``boom-bridge``."""
-    try:
-        sys.exit(run())
-    except BoomError as e:
-        print(f"boom-bridge: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    exit_with("boom-bridge", run)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Message
 
-from boom_tasks.errors import BoomError
+from boom_tasks.entry import exit_with
 from boom_tasks.output.print_cli import consume, decode_or_report, open_consumer
 
 #: Seconds between two reports by default.
@@ -170,8 +169,4 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     """Entry point of ``boom-monitor``."""
-    try:
-        sys.exit(run())
-    except BoomError as e:
-        print(f"boom-monitor: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    exit_with("boom-monitor", run)

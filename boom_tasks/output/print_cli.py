@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from boom_tasks.errors import BoomError, ServiceUnavailable
+from boom_tasks.entry import exit_with
+from boom_tasks.errors import ServiceUnavailable
 from boom_tasks.output.schema import OutputMessageError, decode
 
 #: Seconds each poll waits; short, so Ctrl-C and ``--max`` are answered promptly.
@@ -311,8 +312,4 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     """Entry point of ``boom-print``."""
-    try:
-        sys.exit(run())
-    except BoomError as e:
-        print(f"boom-print: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    exit_with("boom-print", run)
