@@ -18,7 +18,7 @@ from confluent_kafka import Consumer
 from boom_tasks.filter.store import add_filter, set_active
 from boom_tasks.output.schema import decode
 from boom_tasks.replay.producer import produce_packets
-from boom_tasks.services.kafka import consumer_config
+from boom_tasks.services.kafka import consumer_config, ensure_topic
 from boom_tasks.settings import get_settings
 from boom_tasks.surveys.ztf import ZTF
 from tests.alerts import packet_paths, read_packet
@@ -59,8 +59,15 @@ def chain(services, tmp_path_factory):
             aux_collection=ZTF.aux,
         )
         set_active(db, ids[name], True)
+    # The results topic exists before anyone listens (boom-monitor starts at its end)
+    ensure_topic(services.kafka, topic)
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**os.environ, "BOOM_OUTPUT__RESULTS_TOPIC": topic}
+    env = {
+        **os.environ,
+        "BOOM_OUTPUT__RESULTS_TOPIC": topic,
+        "BOOM_OUTPUT__PER_FILTER_TOPICS": "true",
+        "BOOM_OUTPUT__FILTER_TOPIC": topic + "-{filter}",
+    }
     with open(log_path, "w") as log:
         worker = subprocess.Popen(
             [str(BIN / "dramatiq"), "boom_tasks.actors", "--processes", "1", "--threads", "2"],
@@ -133,9 +140,19 @@ def _expected(db, ids) -> dict[int, set[str]]:
     return out
 
 
-def test_passing_alerts_are_published_once_as_avro_with_their_filters_and_times(chain, unique):
+def test_passing_alerts_are_published_once_as_avro_with_their_filters_and_times(
+    chain, unique, tmp_path
+):
     db, results, ids, log_path = chain
-    # Given real alerts produced to a survey topic
+    # Given boom-monitor watching the results topic, and real alerts produced to a survey topic
+    monitor = subprocess.Popen(
+        [str(BIN / "boom-monitor"), results, "--interval", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(3)  # it joins the topic before anything is published
     packets = [
         read_packet(p) for f in ("kowalski", "boom-402", "fink-20181129") for p in packet_paths(f)
     ]
@@ -170,6 +187,38 @@ def test_passing_alerts_are_published_once_as_avro_with_their_filters_and_times(
                 assert json.loads(f["annotations"]) == {
                     "mag": round(alert["candidate"]["magpsf"], 1)
                 }
+    # And each filter's own topic holds exactly the alerts that passed it
+    bright = {c for c, f in expected.items() if ids["bright"] in f}
+    assert sorted(
+        decode(m)["candid"] for m in _read_topic(f"{results}-bright", len(bright))
+    ) == sorted(bright)
+    # And boom-monitor counted them per filter, boom-print prints them and writes their stamps
+    time.sleep(2)
+    monitor.send_signal(signal.SIGINT)
+    report = monitor.communicate(timeout=30)[0]
+    totals = [line for line in report.splitlines() if line.startswith("[")]
+    assert totals and f"total {len(messages)} (" in totals[-1], report
+    assert f"bright ({ids['bright']})" in report and "latency published - received" in report
+    stamps = tmp_path / "stamps"
+    printed = subprocess.run(
+        [
+            str(BIN / "boom-print"),
+            results,
+            "--from-beginning",
+            "--max",
+            str(len(messages)),
+            "--stamps",
+            str(stamps),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert all(f"candid {m['candid']}" in printed.stdout for m in messages)
+    fits = list(stamps.glob("*_difference.fits"))
+    assert len(fits) == sum(1 for m in messages if m["cutoutDifference"])
     # When the same alerts are replayed by a fresh consumer group
     _bridge_to_end(source, f"g2-{unique}")
     _drained()
