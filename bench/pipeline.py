@@ -169,6 +169,23 @@ def broker(settings: Settings, source: str, n: int, k: int, db: Any) -> tuple[fl
     return n / (end - start), latency(times)
 
 
+def check(naive_db: Any, db: Any, candids: list[int]) -> str:
+    """Compare a broker run's passes with the naive loop's, and count filters still active."""
+    ids = {d["_id"]: d["name"] for d in db.filters.find({}, {"name": 1})}
+    naive_ids = {d["_id"]: d["name"] for d in naive_db.filters.find({}, {"name": 1})}
+
+    def passes(database: Any, names: dict[str, str]) -> set[tuple[int, str]]:
+        query = {"candid": {"$in": candids}}
+        return {
+            (p["candid"], names[p["filter_id"]]) for p in database[ZTF.filter_passes].find(query)
+        }
+
+    same = passes(db, ids) == passes(naive_db, naive_ids)
+    active = db.filters.count_documents({"active": True})
+    verdict = "identical" if same else "DIFFER"
+    return f"passes on the naive loop's alerts {verdict}; {active}/25 filters active"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10_000)
@@ -184,17 +201,22 @@ def main() -> None:
     produce_packets(settings, source, iter(packets), progress=False)
     print(f"produced {args.n} synthetic alerts to {source}; 25 filters (bench/filters.py)")
     results = {}
-    db = fresh_db(client, "bench_pipeline_naive")
-    rate, lat = naive(settings, packets[: args.naive_n], db, f"bench-naive-{uuid.uuid4().hex[:8]}")
+    naive_db = fresh_db(client, "bench_pipeline_naive")
+    topic = f"bench-naive-{uuid.uuid4().hex[:8]}"
+    rate, lat = naive(settings, packets[: args.naive_n], naive_db, topic)
     results[f"naive loop ({args.naive_n} alerts)"] = (rate, lat)
+    subset = [d["_id"] for d in naive_db[ZTF.alerts].find({}, {"_id": 1})]
+    checks = []
     for k in args.workers:
         db = fresh_db(client, f"bench_pipeline_{k}")
         results[f"broker, {k} worker process(es)"] = broker(settings, source, args.n, k, db)
+        checks.append(f"  broker, {k} process(es): {check(naive_db, db, subset)}")
     for name in ["bench_pipeline_naive", *(f"bench_pipeline_{k}" for k in args.workers)]:
         client.drop_database(name)
     print(f"\nN = {args.n} alerts ({os.cpu_count()} CPU cores)")
     for name, (rate, lat) in results.items():
         print(f"  {name:<32} {rate:8.1f} alerts/s   {lat}")
+    print("\n".join(checks))
 
 
 if __name__ == "__main__":

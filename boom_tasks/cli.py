@@ -8,6 +8,7 @@ import sys
 import time
 
 from boom_tasks import logs
+from boom_tasks.api import users_cli
 from boom_tasks.catalogs import cli as catalogs_cli
 from boom_tasks.crossmatch import cli as crossmatch_cli
 from boom_tasks.errors import BoomError
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     catalogs_cli.register(sub)
     crossmatch_cli.register(sub)
     filters_cli.register(sub)
+    users_cli.register(sub)
     return p
 
 
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         "catalogs": catalogs_cli.run,
         "crossmatch": crossmatch_cli.run,
         "filters": filters_cli.run,
+        "users": users_cli.run,
     }
     try:
         sys.exit(commands[args.command](args))

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from boom_tasks.api.config import ApiSettings
 from boom_tasks.config_base import PROJECT_ROOT, Section, project_path
 from boom_tasks.crossmatch.config import DEFAULT_CROSSMATCH, CrossmatchCatalog
 from boom_tasks.errors import ConfigError
@@ -132,6 +133,7 @@ class Settings(Section):
     ml: MLSettings = MLSettings()
     filters: FilterSettings = FilterSettings()
     output: OutputSettings = OutputSettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("crossmatch")
     @classmethod

@@ -65,6 +65,14 @@ def test_prototype_packets_without_object_id_are_rejected():
             ztf.parse_packet(read_packet(path), NOW)
 
 
+def _boom(point):
+    """BOOM's derived fields, computed independently: band from fid, snr of a detection."""
+    extra = {"band": {1: "g", 2: "r", 3: "i"}[point["fid"]]}
+    if point.get("magpsf") is not None:
+        extra["snr"] = 1.0857362047581294 / point["sigmapsf"]
+    return {**point, **extra}
+
+
 def test_documents_follow_boom_layout_for_a_402_alert():
     # Given a schema 4.02 alert with history and forced photometry
     path = packet_paths("boom-402")[0]
@@ -75,7 +83,8 @@ def test_documents_follow_boom_layout_for_a_402_alert():
     alert = docs.alert
     assert alert["_id"] == record["candid"] == docs.candid
     assert alert["objectId"] == record["objectId"]
-    assert alert["candidate"] == record["candidate"]
+    # (the candidate and every history point gain BOOM's band name and detection snr)
+    assert alert["candidate"] == _boom(record["candidate"])
     lon, lat = alert["coordinates"]["radec_geojson"]["coordinates"]
     assert alert["coordinates"]["radec_geojson"]["type"] == "Point"
     assert (
@@ -86,12 +95,12 @@ def test_documents_follow_boom_layout_for_a_402_alert():
     assert docs.cutouts["cutoutScience"] == record["cutoutScience"]["stampData"]
     assert set(docs.cutouts) == set(ztf.CUTOUT_FIELDS)
     # And history is split: detections (with the alert's own candidate) and upper limits
-    prv = record["prv_candidates"]
+    prv = [_boom(p) for p in record["prv_candidates"]]
     detections = [p for p in prv if p["magpsf"] is not None]
     limits = [p for p in prv if p["magpsf"] is None]
-    assert docs.history.prv_candidates == [record["candidate"], *detections]
+    assert docs.history.prv_candidates == [alert["candidate"], *detections]
     assert docs.history.prv_nondetections == limits
-    assert docs.history.fp_hists == record["fp_hists"]
+    assert docs.history.fp_hists == [_boom(p) for p in record["fp_hists"]]
 
 
 def test_alert_without_cutouts_builds_no_cutouts():

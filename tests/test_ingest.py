@@ -69,7 +69,10 @@ def test_a_batch_of_real_alerts_is_stored_field_by_field(mongo_db):
         rec = reference_record(packet)
         doc = mongo_db[ZTF.alerts].find_one({"_id": rec["candid"]})
         assert doc["objectId"] == rec["objectId"]
-        assert doc["candidate"].keys() == rec["candidate"].keys()
+        # (plus BOOM's derived band name and signal-to-noise, which BOOM's clients read)
+        assert doc["candidate"].keys() == rec["candidate"].keys() | {"band", "snr"}
+        assert doc["candidate"]["band"] == {1: "g", 2: "r", 3: "i"}[rec["candidate"]["fid"]]
+        assert doc["candidate"]["snr"] == pytest.approx(1.0857362 / rec["candidate"]["sigmapsf"])
         for key, value in rec["candidate"].items():
             assert _same(doc["candidate"][key], value), key
         assert doc["coordinates"]["radec_geojson"]["coordinates"] == [

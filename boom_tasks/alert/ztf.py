@@ -3,12 +3,14 @@
 Step 1: decode the packet with its own embedded schema (1.3 → 4.02 all differ).
 Step 2: check it is usable: ``candid``, ``objectId`` and a position must exist
         (early prototype packets have no ``objectId``; they are quarantined).
-Step 3: split it into the alert document, its cutouts and its history points.
+Step 3: split it into the alert document, its cutouts and its history points,
+        each point and the candidate with BOOM's derived ``band`` and ``snr``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from boom_tasks.alert.avro import decode_first_record
@@ -17,6 +19,25 @@ from boom_tasks.errors import AlertRejected
 
 #: Packet fields holding cutout images (each a record with ``stampData`` bytes).
 CUTOUT_FIELDS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
+#: ZTF filter ids and the band names BOOM stores beside them (``band``), which BOOM's
+#: clients read (boom-client's photometry is keyed by band, across surveys).
+BANDS = {1: "g", 2: "r", 3: "i"}
+#: 2.5 / ln(10): a detection with magnitude error sigma has a flux signal-to-noise
+#: of this over sigma (BOOM's ``snr`` = psfFlux / psfFluxErr for ZTF).
+MAG_ERR_TO_SNR = 2.5 / math.log(10)
+
+
+def with_boom_fields(point: dict[str, Any]) -> dict[str, Any]:
+    """Return a candidate or history point with BOOM's derived fields added.
+
+    ``band`` from ``fid`` (None if unknown), and for a detection ``snr``, which
+    boom-client's detection cuts read.
+    """
+    out = {**point, "band": BANDS.get(point.get("fid"))}  # type: ignore[arg-type]
+    sigma = point.get("sigmapsf")
+    if point.get("magpsf") is not None and isinstance(sigma, int | float) and sigma > 0:
+        out["snr"] = MAG_ERR_TO_SNR / sigma
+    return out
 
 
 def _cutouts(record: dict[str, Any]) -> dict[str, bytes]:
@@ -40,10 +61,12 @@ def _history(candidate: dict[str, Any], record: dict[str, Any]) -> History:
         if prv.get("jd") is None:
             continue
         if prv.get("magpsf") is not None:
-            history.prv_candidates.append(prv)
+            history.prv_candidates.append(with_boom_fields(prv))
         else:
-            history.prv_nondetections.append(prv)
-    history.fp_hists = [fp for fp in record.get("fp_hists") or [] if fp.get("jd") is not None]
+            history.prv_nondetections.append(with_boom_fields(prv))
+    history.fp_hists = [
+        with_boom_fields(fp) for fp in record.get("fp_hists") or [] if fp.get("jd") is not None
+    ]
     return history
 
 
@@ -72,6 +95,7 @@ def to_documents(record: dict[str, Any], now: dt.datetime) -> AlertDocs:
     if not isinstance(object_id, str) or not object_id:
         raise AlertRejected("missing objectId (a prototype packet from before ZTF named objects?)")
     ra, dec = checked_position(candidate.get("ra"), candidate.get("dec"))
+    candidate = with_boom_fields(candidate)
     alert = {
         "_id": candid,
         "candid": candid,

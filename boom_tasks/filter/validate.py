@@ -75,7 +75,8 @@ _SUBSET = (
 )
 _FIRST = "must be the first stage of a pipeline, and the broker's own $match always is"
 _SERVER = "reports on the server, not on alerts"
-_SERVER_STAGES = (
+#: Stages that report on the server (sessions, plans, storage), not on documents.
+SERVER_STAGES = (
     "$changeStream",
     "$changeStreamSplitLargeEvent",
     "$collStats",
@@ -98,7 +99,7 @@ FORBIDDEN_STAGES = {
     **dict.fromkeys(("$limit", "$skip", "$sample"), _SUBSET),
     **dict.fromkeys(("$geoNear", "$search", "$searchMeta", "$vectorSearch"), _FIRST),
     **dict.fromkeys(("$rankFusion", "$scoreFusion"), _FIRST),
-    **dict.fromkeys(_SERVER_STAGES, _SERVER),
+    **dict.fromkeys(SERVER_STAGES, _SERVER),
     "$facet": "folds the whole batch into a single document",
     "$densify": "adds documents that are not alerts",
     "$documents": "replaces the alerts with literal documents",

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymongo
+from bson.errors import InvalidDocument
 from pymongo import IndexModel
 from pymongo import errors as pymongo_errors
 from pymongo.collection import Collection
@@ -93,22 +94,22 @@ def mongo_errors(what: str) -> Iterator[None]:
         raise PermanentError(f"MongoDB error while {what}: {e}") from None
 
 
-def user_aggregate(
-    collection: Collection, pipeline: list[dict[str, Any]], max_time_ms: int
-) -> list[dict[str, Any]]:
-    """Run a user's aggregation (a filter, an API query) within a time budget.
+@contextmanager
+def user_query(max_time_ms: int) -> Iterator[None]:
+    """Translate the errors of a user's query (a filter, an API query) run inside the block.
 
     Raises
     ------
     QueryTimeout
         If the server stopped it at ``max_time_ms``.
     QueryRejected
-        If the server refused it (an invalid expression at run time): the user's error.
+        If the server refused it (an unknown operator, a type error at run time), or
+        it holds a value BSON cannot encode (an integer over 64 bits): the user's error.
     ServiceUnavailable
         If the server could not be reached.
     """
     try:
-        return list(collection.aggregate(pipeline, maxTimeMS=max_time_ms))
+        yield
     except pymongo_errors.ExecutionTimeout:
         raise QueryTimeout(f"stopped after its time budget of {max_time_ms} ms") from None
     except pymongo_errors.OperationFailure as e:
@@ -116,3 +117,19 @@ def user_aggregate(
         raise QueryRejected(message) from None
     except TRANSIENT as e:
         raise ServiceUnavailable(f"MongoDB unavailable while running a query: {e}") from None
+    except (InvalidDocument, OverflowError) as e:
+        raise QueryRejected(f"the query cannot be encoded as BSON: {e}") from None
+
+
+def user_aggregate(
+    collection: Collection, pipeline: list[dict[str, Any]], max_time_ms: int
+) -> list[dict[str, Any]]:
+    """Run a user's aggregation (a filter) within a time budget.
+
+    Raises
+    ------
+    QueryTimeout, QueryRejected, ServiceUnavailable
+        As :func:`user_query` translates them.
+    """
+    with user_query(max_time_ms):
+        return list(collection.aggregate(pipeline, maxTimeMS=max_time_ms))
