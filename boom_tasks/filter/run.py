@@ -23,7 +23,7 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.database import Database
 
-from boom_tasks.errors import QueryRejected
+from boom_tasks.errors import QueryRejected, QueryTimeout
 from boom_tasks.filter.config import FilterSettings
 from boom_tasks.filter.pipeline import run_pipeline
 from boom_tasks.filter.store import FILTERS, ActiveFilter
@@ -44,18 +44,34 @@ class FilterOutcome:
 
 
 def run_filter(
-    db: Database, survey: Survey, f: ActiveFilter, candids: Sequence[int], budget_ms: int
+    db: Database,
+    survey: Survey,
+    f: ActiveFilter,
+    candids: Sequence[int],
+    settings: FilterSettings,
 ) -> FilterOutcome:
-    """Run one filter on the batch; never raises for the filter's own faults."""
-    pipeline = run_pipeline(
-        f.pipeline, candids=list(candids), programids=f.programids, aux_collection=survey.aux
-    )
+    """Run one filter on the batch, a chunk of candids at a time; never raises for its faults."""
     started = time.monotonic()
     outcome = FilterOutcome(f)
+    budget_ms = settings.time_budget_ms
+    step = settings.candids_per_query
     try:
-        outcome.passes = user_aggregate(db[survey.alerts], pipeline, budget_ms)
-    except QueryRejected as e:  # the filter's fault (bad expression, timeout): isolate it
+        for k in range(0, len(candids), step):
+            pipeline = run_pipeline(
+                f.pipeline,
+                candids=list(candids[k : k + step]),
+                programids=f.programids,
+                aux_collection=survey.aux,
+            )
+            # Each chunk gets what is left of the filter's budget for the whole batch.
+            left_ms = max(1, budget_ms - int((time.monotonic() - started) * 1000))
+            outcome.passes += user_aggregate(db[survey.alerts], pipeline, left_ms)
+    except QueryTimeout:  # the filter's fault: isolate it
+        outcome.error = f"stopped by the database: over its budget of {budget_ms} ms"
+        outcome.passes = []
+    except QueryRejected as e:  # an expression the database refuses at run time
         outcome.error = str(e)
+        outcome.passes = []
     outcome.seconds = time.monotonic() - started
     if outcome.error is None and outcome.seconds * 1000 > budget_ms:
         outcome.error = f"took {outcome.seconds * 1000:.0f} ms, over its budget of {budget_ms} ms"
@@ -149,5 +165,5 @@ def run_filters(
         Each filter's outcome, and the ids of filters deactivated by this batch.
     """
     now = now or dt.datetime.now(dt.UTC)
-    outcomes = [run_filter(db, survey, f, candids, settings.time_budget_ms) for f in filters]
+    outcomes = [run_filter(db, survey, f, candids, settings) for f in filters]
     return outcomes, record(db, survey, outcomes, settings, now)

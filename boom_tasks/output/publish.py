@@ -30,7 +30,7 @@ from boom_tasks.output.config import OutputSettings
 from boom_tasks.output.message import build_message
 from boom_tasks.output.schema import encode
 from boom_tasks.services.kafka import producer_config
-from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.services.mongo import find_in, mongo_errors
 from boom_tasks.settings import KafkaSettings
 from boom_tasks.surveys import Survey
 
@@ -62,9 +62,9 @@ def topic_name(template: str, survey: str, filter_name: str = "") -> str:
 
 def _unpublished(db: Database, survey: Survey, candids: Sequence[int]) -> dict[int, list[dict]]:
     with mongo_errors(f"reading {survey.name} filter passes"):
-        passes = list(db[survey.filter_passes].find({"candid": {"$in": list(candids)}}))
+        passes = find_in(db[survey.filter_passes], "candid", candids)
         ids = [p["_id"] for p in passes]
-        done = {d["_id"] for d in db[survey.publications].find({"_id": {"$in": ids}}, {"_id": 1})}
+        done = {d["_id"] for d in find_in(db[survey.publications], "_id", ids, {"_id": 1})}
     todo: dict[int, list[dict]] = defaultdict(list)
     for p in passes:
         if p["_id"] not in done:
@@ -74,10 +74,10 @@ def _unpublished(db: Database, survey: Survey, candids: Sequence[int]) -> dict[i
 
 def _documents(db: Database, survey: Survey, candids: list[int]) -> tuple[dict, dict, dict]:
     with mongo_errors(f"reading {survey.name} alerts to publish"):
-        alerts = {a["_id"]: a for a in db[survey.alerts].find({"_id": {"$in": candids}})}
+        alerts = {a["_id"]: a for a in find_in(db[survey.alerts], "_id", candids)}
         oids = sorted({a["objectId"] for a in alerts.values()})
-        aux = {d["_id"]: d for d in db[survey.aux].find({"_id": {"$in": oids}})}
-        stamps = {c["_id"]: c for c in db[survey.cutouts].find({"_id": {"$in": candids}})}
+        aux = {d["_id"]: d for d in find_in(db[survey.aux], "_id", oids)}
+        stamps = {c["_id"]: c for c in find_in(db[survey.cutouts], "_id", candids)}
     return alerts, aux, stamps
 
 

@@ -51,6 +51,31 @@ def get_db(mongo: MongoSettings) -> Database:
     return get_client(mongo)[mongo.database]
 
 
+#: Values per ``$in`` when reading many documents by key. SecantusDB re-checks every
+#: fetched document against the whole list, so one query costs (list length x
+#: matches): 5,000 GCVS rows by _id took 0.57 / 0.62 / 0.98 / 3.6 / 16 s in chunks of
+#: 25 / 50 / 100 / 500 / 2,000, and the output stage's read of ~5,000 publication ids
+#: in one list kept the database busy for minutes. MongoDB takes larger lists happily.
+IN_CHUNK = 50
+
+
+def find_in(
+    collection: Collection,
+    field: str,
+    values: Sequence[Any],
+    projection: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Return the documents whose ``field`` is one of ``values``, in chunks of :data:`IN_CHUNK`.
+
+    Raises the driver's errors: call it inside :func:`mongo_errors`.
+    """
+    unique = list(dict.fromkeys(values))
+    docs: list[dict[str, Any]] = []
+    for k in range(0, len(unique), IN_CHUNK):
+        docs.extend(collection.find({field: {"$in": unique[k : k + IN_CHUNK]}}, projection))
+    return docs
+
+
 def get_catalog_db(mongo: MongoSettings) -> Database:
     """Return the database holding the archival catalogs."""
     return get_client(mongo)[mongo.catalog_database or mongo.database]
