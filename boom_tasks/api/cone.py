@@ -29,13 +29,8 @@ from boom_tasks.api.limits import AnswerBudget, raw
 from boom_tasks.api.models import ConeSearchQuery
 from boom_tasks.api.ordering import sort_documents
 from boom_tasks.api.spatial import Cone, Hits, cone_hits
-from boom_tasks.services.mongo import user_query
+from boom_tasks.services.mongo import find_in_chunks, user_query
 
-#: Ids per ``$in`` query of step 2. SecantusDB checks each fetched document against
-#: the whole list, so a query costs (ids x list length): fetching 5,000 GCVS rows by
-#: id took 0.57 / 0.62 / 0.98 / 3.6 / 16 s in chunks of 25 / 50 / 100 / 500 / 2,000.
-#: MongoDB would take far larger chunks; this one is near the round-trip floor on both.
-ID_CHUNK = 50
 #: Largest radius: a cone is at most a hemisphere.
 MAX_RADIUS_ARCSEC = 180.0 * 3600.0
 
@@ -53,11 +48,16 @@ def _fetch(
     """Return the documents among ``ids`` passing the user's filter, keyed by ``_id``."""
     projection, strip_id = keep_id(options.projection)
     docs: dict[Hashable, dict[str, Any]] = {}
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = {"_id": {"$in": ids[start : start + ID_CHUNK]}}
-        query = {"$and": [options.filter, chunk]} if options.filter else chunk
-        with user_query(options.max_time_ms):
-            cursor = raw(collection).find(query, projection, max_time_ms=options.max_time_ms)
+    chunks = find_in_chunks(
+        raw(collection),
+        "_id",
+        ids,
+        projection,
+        query=options.filter or None,
+        max_time_ms=options.max_time_ms,
+    )
+    with user_query(options.max_time_ms):
+        for cursor in chunks:
             docs.update((_key(d["_id"]), d) for d in budget.read(cursor))
     return docs, strip_id
 

@@ -27,7 +27,7 @@ from pymongo.database import Database
 from boom_tasks.catalogs.meta import get_meta
 from boom_tasks.crossmatch.config import CrossmatchCatalog
 from boom_tasks.crossmatch.match import geojson_position, match_rows
-from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.services.mongo import find_in, mongo_errors
 from boom_tasks.sky.cone import fetch_pixels
 from boom_tasks.sky.healpix import cones_pixels
 from boom_tasks.surveys import Survey
@@ -93,16 +93,10 @@ def new_objects(
 ) -> dict[str, tuple[float, float]]:
     """Return the position of each object of these alerts that has no matches yet."""
     with mongo_errors("reading the batch's objects"):
-        object_ids = {
-            d["objectId"]
-            for d in db[survey.alerts].find({"_id": {"$in": list(candids)}}, {"objectId": 1})
-        }
-        if not object_ids:
-            return {}
-        docs = db[survey.aux].find(
-            {"_id": {"$in": sorted(object_ids)}, MATCHES_FIELD: {"$exists": False}},
-            {"coordinates": 1},
-        )
+        alerts = find_in(db[survey.alerts], "_id", list(candids), {"objectId": 1})
+        object_ids = sorted({d["objectId"] for d in alerts})
+        new = {MATCHES_FIELD: {"$exists": False}}
+        docs = find_in(db[survey.aux], "_id", object_ids, {"coordinates": 1}, query=new)
         return {d["_id"]: geojson_position(d) for d in docs}
 
 

@@ -22,7 +22,7 @@ from pymongo.database import Database
 
 from boom_tasks.ml.predict import AlertContext, predict
 from boom_tasks.ml.registry import LoadedModel
-from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.services.mongo import find_in, mongo_errors
 from boom_tasks.surveys import Survey
 
 #: Time an alert went through the ML stage; alerts that have it are not redone.
@@ -54,17 +54,13 @@ def _read(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
     with mongo_errors(f"reading {survey.name} alerts for ML"):
         # A redelivered batch or a replay finds its alerts already enriched: skip them.
-        query: dict[str, Any] = {"_id": {"$in": list(candids)}}
-        if not redo:
-            query[ENRICHED_FIELD] = {"$exists": False}
-        alerts = list(db[survey.alerts].find(query, ALERT_FIELDS))
+        todo = None if redo else {ENRICHED_FIELD: {"$exists": False}}
+        alerts = find_in(db[survey.alerts], "_id", candids, ALERT_FIELDS, query=todo)
         object_ids = sorted({a["objectId"] for a in alerts})
-        aux = {d["_id"]: d for d in db[survey.aux].find({"_id": {"$in": object_ids}}, AUX_FIELDS)}
-        stamps = (
-            {d["_id"]: d for d in db[survey.cutouts].find({"_id": {"$in": list(candids)}})}
-            if cutouts and alerts
-            else {}
-        )
+        aux = {d["_id"]: d for d in find_in(db[survey.aux], "_id", object_ids, AUX_FIELDS)}
+        # Only the cutouts of the alerts enriched now (not of those a replay skips).
+        ids = [a["_id"] for a in alerts] if cutouts else []
+        stamps = {d["_id"]: d for d in find_in(db[survey.cutouts], "_id", ids)}
     return alerts, aux, stamps
 
 

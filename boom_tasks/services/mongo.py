@@ -16,6 +16,7 @@ from bson.errors import InvalidDocument
 from pymongo import IndexModel
 from pymongo import errors as pymongo_errors
 from pymongo.collection import Collection
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 
 from boom_tasks.errors import PermanentError, QueryRejected, QueryTimeout, ServiceUnavailable
@@ -56,7 +57,48 @@ def get_db(mongo: MongoSettings) -> Database:
 #: matches): 5,000 GCVS rows by _id took 0.57 / 0.62 / 0.98 / 3.6 / 16 s in chunks of
 #: 25 / 50 / 100 / 500 / 2,000, and the output stage's read of ~5,000 publication ids
 #: in one list kept the database busy for minutes. MongoDB takes larger lists happily.
+#: (Catalog pixel ids use their own measured chunk, :data:`boom_tasks.sky.cone.IN_CHUNK`.)
 IN_CHUNK = 50
+
+
+def find_in_chunks(
+    collection: Collection,
+    field: str,
+    values: Sequence[Any],
+    projection: dict[str, Any] | None = None,
+    *,
+    query: dict[str, Any] | None = None,
+    chunk: int = IN_CHUNK,
+    **options: Any,
+) -> Iterator[Cursor]:
+    """Yield one cursor per chunk of ``values`` for ``{field: {"$in": chunk}}``.
+
+    Parameters
+    ----------
+    collection
+        The collection to read.
+    field, values
+        The field matched, and the values it may take (duplicates are dropped).
+    projection
+        Fields to return; None for whole documents.
+    query
+        Further conditions every document must meet.
+    chunk
+        Values per ``$in`` (see :data:`IN_CHUNK`).
+    options
+        Passed to ``find`` (``max_time_ms``...).
+
+    Driver errors are raised as they are: iterate inside :func:`mongo_errors` (or the
+    caller's own translation).
+    """
+    unique = list(dict.fromkeys(values))
+    for k in range(0, len(unique), chunk):
+        part = {field: {"$in": unique[k : k + chunk]}}
+        if query and field in query:
+            where: dict[str, Any] = {"$and": [query, part]}
+        else:
+            where = {**(query or {}), **part}
+        yield collection.find(where, projection, **options)
 
 
 def find_in(
@@ -64,16 +106,13 @@ def find_in(
     field: str,
     values: Sequence[Any],
     projection: dict[str, Any] | None = None,
+    *,
+    query: dict[str, Any] | None = None,
+    chunk: int = IN_CHUNK,
 ) -> list[dict[str, Any]]:
-    """Return the documents whose ``field`` is one of ``values``, in chunks of :data:`IN_CHUNK`.
-
-    Raises the driver's errors: call it inside :func:`mongo_errors`.
-    """
-    unique = list(dict.fromkeys(values))
-    docs: list[dict[str, Any]] = []
-    for k in range(0, len(unique), IN_CHUNK):
-        docs.extend(collection.find({field: {"$in": unique[k : k + IN_CHUNK]}}, projection))
-    return docs
+    """Return every document of :func:`find_in_chunks`, as one list."""
+    chunks = find_in_chunks(collection, field, values, projection, query=query, chunk=chunk)
+    return [doc for cursor in chunks for doc in cursor]
 
 
 def get_catalog_db(mongo: MongoSettings) -> Database:

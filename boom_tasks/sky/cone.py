@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from pymongo.collection import Collection
 
-from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.services.mongo import find_in, mongo_errors
 from boom_tasks.sky.healpix import DEFAULT_ORDER, HPX_FIELD, IntArray, cones_pixels
 from boom_tasks.sky.sphere import ARCSEC_PER_DEG, FloatArray, angular_separation, ra_from_geojson
 
@@ -150,11 +150,8 @@ def fetch_pixels(
     """
     wanted = [int(p) for p in np.unique(pixels)]
     projection = None if fields is None else dict.fromkeys([*fields, GEOJSON_FIELD, field], 1)
-    docs: list[dict[str, Any]] = []
     with mongo_errors(f"cone search in {collection.name}"):
-        for k in range(0, len(wanted), in_chunk):
-            docs.extend(collection.find({field: {"$in": wanted[k : k + in_chunk]}}, projection))
-    return docs
+        return find_in(collection, field, wanted, projection, chunk=in_chunk)
 
 
 def cone_search(
