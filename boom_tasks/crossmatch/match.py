@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from boom_tasks.crossmatch.config import CrossmatchCatalog
-from boom_tasks.sky.cone import GEOJSON_FIELD, Pairs, match_pixels, row_arrays
+from boom_tasks.sky.cone import Pairs, match_pixels, row_arrays
 from boom_tasks.sky.healpix import HPX_FIELD, IntArray
 from boom_tasks.sky.sphere import FloatArray, ra_from_geojson
 
@@ -50,6 +50,21 @@ def _as_distance(value: Any) -> float:
     return float(value)
 
 
+def row_scales(spec: CrossmatchCatalog, rows: Sequence[dict[str, Any]]) -> FloatArray:
+    """Return each row's kpc per arcsec (NaN for rows without a positive distance)."""
+    assert spec.distance_key
+    dist = np.array([_as_distance(r.get(spec.distance_key)) for r in rows], dtype=np.float64)
+    scale = kpc_per_arcsec(dist, spec.distance_unit)
+    scale[~(dist > 0)] = np.nan  # no distance, or a nonsensical one: the row cannot match
+    return scale
+
+
+def _radii(spec: CrossmatchCatalog, scale: FloatArray) -> FloatArray:
+    assert spec.distance_max and spec.distance_max_near
+    # NaN scales give NaN radii (np.minimum propagates NaN), which match nothing.
+    return np.minimum(spec.distance_max / scale, min(spec.distance_max_near, spec.radius))
+
+
 def distance_radii(spec: CrossmatchCatalog, rows: Sequence[dict[str, Any]]) -> FloatArray:
     """Return each row's match radius in arcsec (NaN for rows without a usable distance).
 
@@ -58,26 +73,20 @@ def distance_radii(spec: CrossmatchCatalog, rows: Sequence[dict[str, Any]]) -> F
     ``distance_max_near`` for every galaxy below z = 0.01 and the scaled radius
     above; the minimum makes the radius continuous in distance instead.
     """
-    assert spec.distance_key and spec.distance_max and spec.distance_max_near
-    dist = np.array([_as_distance(r.get(spec.distance_key)) for r in rows], dtype=np.float64)
-    scale = kpc_per_arcsec(dist, spec.distance_unit)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        radius = np.where(scale > 0, spec.distance_max / scale, np.nan)
-    radius = np.minimum(radius, min(spec.distance_max_near, spec.radius))
-    radius[~(dist > 0)] = np.nan  # no distance, or a nonsensical one: the row cannot match
-    return radius
+    return _radii(spec, row_scales(spec, rows))
 
 
-def _shape(spec: CrossmatchCatalog, row: dict[str, Any], dist: float) -> dict[str, Any]:
+def _shape(
+    spec: CrossmatchCatalog, row: dict[str, Any], dist: float, scale: float | None
+) -> dict[str, Any]:
     """Return the stored match: the projected fields and the separations."""
     if spec.projection:
         match = {k: v for k, v in row.items() if k in spec.projection or k == "_id"}
     else:
         match = {k: v for k, v in row.items() if k != HPX_FIELD}
     match["distance_arcsec"] = dist
-    if spec.use_distance and spec.distance_key:
-        d = _as_distance(row.get(spec.distance_key))
-        match["distance_kpc"] = dist * float(kpc_per_arcsec(np.array([d]), spec.distance_unit)[0])
+    if scale is not None:
+        match["distance_kpc"] = dist * scale
     return match
 
 
@@ -116,12 +125,14 @@ def match_rows(
     radius = np.full(len(ra), spec.radius, dtype=np.float64)
     row_ra, row_dec, row_pix = row_arrays(rows)
     pairs = match_pixels(ra, dec, radius, cover, row_ra, row_dec, row_pix)
-    if spec.use_distance:
-        pairs = _in_distance_radius(pairs, distance_radii(spec, rows))
+    scale = row_scales(spec, rows) if spec.use_distance else None
+    if scale is not None:
+        pairs = _in_distance_radius(pairs, _radii(spec, scale))
     out: list[list[dict[str, Any]]] = [[] for _ in range(len(ra))]
     for c, r, dist in zip(pairs.cone, pairs.row, pairs.distance_arcsec, strict=True):
         if spec.max_results is None or len(out[c]) < spec.max_results:
-            out[c].append(_shape(spec, rows[r], float(dist)))
+            kpc = None if scale is None else float(scale[r])
+            out[c].append(_shape(spec, rows[r], float(dist), kpc))
     return out
 
 
@@ -131,4 +142,4 @@ def geojson_position(doc: dict[str, Any]) -> tuple[float, float]:
     return float(ra_from_geojson(lon)), float(lat)
 
 
-__all__ = ["GEOJSON_FIELD", "distance_radii", "geojson_position", "kpc_per_arcsec", "match_rows"]
+__all__ = ["distance_radii", "geojson_position", "kpc_per_arcsec", "match_rows", "row_scales"]
