@@ -47,7 +47,13 @@ def activate(args: argparse.Namespace, out: TextIO) -> int:
         else:
             programids = doc["permissions"].get(survey.name, [])
             report = try_filter(
-                db, survey, pipeline, programids, candids, settings.filters.time_budget_ms * 10
+                db,
+                survey,
+                pipeline,
+                programids,
+                candids,
+                settings.filters.time_budget_ms * 10,
+                settings.filters.candids_per_query,
             )
             limit = settings.filters.max_match_rate
             print(
@@ -108,7 +114,13 @@ def test(args: argparse.Namespace, out: TextIO) -> int:
     )
     candids = select_candids(db, survey, selection)
     report = try_filter(
-        db, survey, pipeline, programids, candids, settings.filters.time_budget_ms * 10
+        db,
+        survey,
+        pipeline,
+        programids,
+        candids,
+        settings.filters.time_budget_ms * 10,
+        settings.filters.candids_per_query,
     )
     print(
         f"{what}: {len(report.passed)} of {report.tried} alerts pass ({report.rate:.2%})", file=out

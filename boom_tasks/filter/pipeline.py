@@ -16,7 +16,7 @@ Step 3: the filter's own stages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from boom_tasks.filter.validate import (
@@ -60,6 +60,28 @@ def run_pipeline(
         return [*stages, *user_pipeline]
     join = aux_stages(aux_fields_in(user_pipeline), programids, aux_collection)
     return [*stages, *user_pipeline[:join_at], *join, *user_pipeline[join_at:]]
+
+
+def chunked_run_pipelines(
+    user_pipeline: list[dict[str, Any]],
+    *,
+    candids: Sequence[int],
+    programids: Sequence[int],
+    aux_collection: str,
+    step: int,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield :func:`run_pipeline` for each chunk of ``step`` candids, in order.
+
+    A filter runs on many candids a chunk at a time (``filters.candids_per_query``):
+    the filter stage on a batch, ``boom filters test`` and activation on a night.
+    """
+    for k in range(0, len(candids), step):
+        yield run_pipeline(
+            user_pipeline,
+            candids=list(candids[k : k + step]),
+            programids=list(programids),
+            aux_collection=aux_collection,
+        )
 
 
 def batch_match(candids: Sequence[int], programids: Sequence[int]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from pymongo.database import Database
 
 from boom_tasks.errors import QueryRejected, QueryTimeout
 from boom_tasks.filter.config import FilterSettings
-from boom_tasks.filter.pipeline import run_pipeline
+from boom_tasks.filter.pipeline import chunked_run_pipelines
 from boom_tasks.filter.store import FILTERS, ActiveFilter
 from boom_tasks.services.mongo import mongo_errors, user_aggregate
 from boom_tasks.surveys import Survey
@@ -54,15 +54,15 @@ def run_filter(
     started = time.monotonic()
     outcome = FilterOutcome(f)
     budget_ms = settings.time_budget_ms
-    step = settings.candids_per_query
+    pipelines = chunked_run_pipelines(
+        f.pipeline,
+        candids=candids,
+        programids=f.programids,
+        aux_collection=survey.aux,
+        step=settings.candids_per_query,
+    )
     try:
-        for k in range(0, len(candids), step):
-            pipeline = run_pipeline(
-                f.pipeline,
-                candids=list(candids[k : k + step]),
-                programids=f.programids,
-                aux_collection=survey.aux,
-            )
+        for pipeline in pipelines:
             # Each chunk gets what is left of the filter's budget for the whole batch.
             left_ms = max(1, budget_ms - int((time.monotonic() - started) * 1000))
             outcome.passes += user_aggregate(db[survey.alerts], pipeline, left_ms)

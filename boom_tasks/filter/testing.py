@@ -15,12 +15,9 @@ from typing import Any
 from astropy.time import Time
 from pymongo.database import Database
 
-from boom_tasks.filter.pipeline import run_pipeline
+from boom_tasks.filter.pipeline import chunked_run_pipelines
 from boom_tasks.services.mongo import mongo_errors, user_aggregate
 from boom_tasks.surveys import Survey
-
-#: Candids per aggregation, as in a pipeline batch.
-CHUNK = 1000
 
 
 @dataclass
@@ -83,8 +80,9 @@ def try_filter(
     programids: Sequence[int],
     candids: Sequence[int],
     budget_ms: int,
+    step: int,
 ) -> TrialReport:
-    """Run a filter on stored candids, a chunk at a time; nothing is recorded or published.
+    """Run a filter on stored candids, ``step`` at a time; nothing is recorded or published.
 
     Raises
     ------
@@ -92,12 +90,8 @@ def try_filter(
         If the database refuses the pipeline (QueryTimeout past ``budget_ms`` per chunk).
     """
     passed: list[dict[str, Any]] = []
-    for k in range(0, len(candids), CHUNK):
-        run = run_pipeline(
-            pipeline,
-            candids=list(candids[k : k + CHUNK]),
-            programids=list(programids),
-            aux_collection=survey.aux,
-        )
+    for run in chunked_run_pipelines(
+        pipeline, candids=candids, programids=programids, aux_collection=survey.aux, step=step
+    ):
         passed += user_aggregate(db[survey.alerts], run, budget_ms)
     return TrialReport(tried=len(candids), passed=passed)
