@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 
 from boom_tasks import logs
 from boom_tasks.api import users_cli
 from boom_tasks.catalogs import cli as catalogs_cli
 from boom_tasks.crossmatch import cli as crossmatch_cli
+from boom_tasks.entry import exit_with
 from boom_tasks.errors import BoomError
 from boom_tasks.filter import cli as filters_cli
 from boom_tasks.replay.cli import add_night_arguments
@@ -72,8 +72,4 @@ def main(argv: list[str] | None = None) -> None:
         "filters": filters_cli.run,
         "users": users_cli.run,
     }
-    try:
-        sys.exit(commands[args.command](args))
-    except BoomError as e:
-        print(f"boom: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    exit_with("boom", lambda: commands[args.command](args))

@@ -127,6 +127,7 @@ def publish_batch(
         return 0
     alerts, aux, stamps = _documents(db, survey, sorted(todo))
     delivered: set[int] = set()
+    results_topic = topic_name(settings.results_topic, survey.name)
     for candid, passes in todo.items():
         alert = alerts[candid]
         stamped = {**times, "published": time.time()}
@@ -139,7 +140,7 @@ def publish_batch(
             survey.name,
             programids=visible_programids(passes),
         )
-        topics = [topic_name(settings.results_topic, survey.name)]
+        topics = [results_topic]
         if settings.per_filter_topics:
             topics += [
                 topic_name(settings.filter_topic, survey.name, p["filter_name"]) for p in passes
