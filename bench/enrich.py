@@ -21,6 +21,7 @@ Run: ``BOOM_CONFIG=config/test.yaml .venv/bin/python bench/enrich.py --n 10000``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import multiprocessing as mp
 import os
@@ -47,7 +48,7 @@ from boom_tasks.ml.registry import load_models  # noqa: E402
 from boom_tasks.ml.stage import enrich_batch  # noqa: E402
 from boom_tasks.services.mongo import get_db  # noqa: E402
 from boom_tasks.settings import get_settings  # noqa: E402
-from boom_tasks.surveys.base import Survey  # noqa: E402
+from boom_tasks.surveys.ztf import ZTF  # noqa: E402
 from boom_tasks.synth import synth_alerts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -58,27 +59,8 @@ CATALOG_FILES = {
 }
 
 
-class BenchSurvey(Survey):
-    """ZTF (same parser, same stages) writing to scratch ``bench_ZTF_*`` collections."""
-
-    @property
-    def alerts(self) -> str:  # noqa: D102
-        return "bench_ZTF_alerts"
-
-    @property
-    def aux(self) -> str:  # noqa: D102
-        return "bench_ZTF_alerts_aux"
-
-    @property
-    def cutouts(self) -> str:  # noqa: D102
-        return "bench_ZTF_alerts_cutouts"
-
-    @property
-    def quarantine(self) -> str:  # noqa: D102
-        return "bench_ZTF_alerts_quarantine"
-
-
-SURVEY = BenchSurvey("ZTF", "ztf_{date}_programid1")
+#: ZTF (same parser, same stages) writing to scratch ``bench_ZTF_*`` collections.
+SURVEY = dataclasses.replace(ZTF, collection_prefix="bench_")
 
 
 def ensure_catalogs(db: Any) -> None:

@@ -20,40 +20,47 @@ class Survey:
         Upper-case survey name, as on the command line (``ZTF``).
     topic_template
         ``str.format`` template of the nightly topic, with ``{date}`` as YYYYMMDD.
+    collection_prefix
+        Prefix of every collection name: empty in production; a benchmark uses
+        scratch collections (``bench_ZTF_alerts``...) beside the real ones.
     """
 
     name: str
     topic_template: str
+    collection_prefix: str = ""
+
+    def _collection(self, suffix: str) -> str:
+        return f"{self.collection_prefix}{self.name}_{suffix}"
 
     @property
     def alerts(self) -> str:
         """Collection of alerts (``_id`` = candid)."""
-        return f"{self.name}_alerts"
+        return self._collection("alerts")
 
     @property
     def aux(self) -> str:
         """Collection of per-object history (``_id`` = objectId)."""
-        return f"{self.name}_alerts_aux"
+        return self._collection("alerts_aux")
 
     @property
     def cutouts(self) -> str:
         """Collection of cutout images (``_id`` = candid)."""
-        return f"{self.name}_alerts_cutouts"
+        return self._collection("alerts_cutouts")
 
     @property
     def quarantine(self) -> str:
         """Collection of packets that could not be ingested, with the reason."""
-        return f"{self.name}_alerts_quarantine"
+        return self._collection("alerts_quarantine")
 
     @property
     def filter_passes(self) -> str:
         """Collection of filter passes (``_id`` = candid:filter:version)."""
-        return f"{self.name}_filter_passes"
+        return self._collection("filter_passes")
 
     @property
     def publications(self) -> str:
         """Collection of published (candid, filter, version), so a replay publishes once."""
-        return f"{self.name}_publications"
+        return self._collection("publications")
 
     @property
     def queue_prefix(self) -> str:
