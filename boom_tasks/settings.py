@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from boom_tasks.api.config import ApiSettings
 from boom_tasks.config_base import PROJECT_ROOT, Section, project_path
 from boom_tasks.crossmatch.config import DEFAULT_CROSSMATCH, CrossmatchCatalog
+from boom_tasks.dashboard.config import DashboardSettings
 from boom_tasks.errors import ConfigError
 from boom_tasks.filter.config import FilterSettings
 from boom_tasks.ml.config import MLSettings
@@ -134,6 +135,7 @@ class Settings(Section):
     filters: FilterSettings = FilterSettings()
     output: OutputSettings = OutputSettings()
     api: ApiSettings = ApiSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("crossmatch")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any
 
 import dramatiq
 
-from boom_tasks.actors.messages import check_version, stamp
+from boom_tasks.actors.messages import check_version, hand_on
 from boom_tasks.actors.ml import ML
 from boom_tasks.broker import actor_options
 from boom_tasks.crossmatch.stage import CatalogPlan, crossmatch_batch, plan_catalogs
@@ -57,7 +57,7 @@ def make_crossmatch_actor(survey: Survey) -> dramatiq.Actor:
             matched,
             time.monotonic() - started,
         )
-        next_stage.send(candids, stamp(times, "crossmatched"))
+        hand_on(survey.name, "crossmatched", candids, times, next_stage)
         return {"alerts": len(candids), "objects_matched": matched}
 
     return crossmatch

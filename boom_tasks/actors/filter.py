@@ -8,11 +8,12 @@ from typing import Any
 
 import dramatiq
 
-from boom_tasks.actors.messages import check_version, stamp
+from boom_tasks.actors.messages import check_version, hand_on
 from boom_tasks.actors.output import OUTPUT
 from boom_tasks.broker import actor_options
 from boom_tasks.filter.cache import FilterCache, signal_change
 from boom_tasks.filter.run import run_filters
+from boom_tasks.monitor.stats import record_passes
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import get_settings
@@ -50,8 +51,8 @@ def make_filter_actor(survey: Survey) -> dramatiq.Actor:
             len(passed),
             time.monotonic() - started,
         )
-        if passed:
-            next_stage.send(passed, stamp(times, "filtered"))
+        hand_on(survey.name, "filtered", passed, times, next_stage, count=len(candids))
+        record_passes(valkey, survey.name, {o.filter.id: o.new_passes for o in outcomes})
         return {"alerts": len(candids), "passed": len(passed), "filters": len(filters)}
 
     return filter_batch

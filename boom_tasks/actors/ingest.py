@@ -9,7 +9,7 @@ from typing import Any
 import dramatiq
 
 from boom_tasks.actors.crossmatch import CROSSMATCH
-from boom_tasks.actors.messages import check_version, stamp
+from boom_tasks.actors.messages import check_version, hand_on
 from boom_tasks.batches import complete_batch, load_batch
 from boom_tasks.broker import actor_options
 from boom_tasks.ingest.stage import ingest_packets
@@ -46,11 +46,10 @@ def make_ingest_actor(survey: Survey) -> dramatiq.Actor:
             )
         started = time.monotonic()
         result = ingest_packets(get_db(settings.mongo), survey, packets, batch_key)
-        if result.candids:
-            # Sent before the batch is deleted: a crash in between redelivers the batch,
-            # and every later stage is idempotent, so nothing is lost or doubled.
-            times = stamp({"received": received_at}, "ingested")
-            next_stage.send(result.candids, times)
+        # Sent before the batch is deleted: a crash in between redelivers the batch,
+        # and every later stage is idempotent, so nothing is lost or doubled.
+        times = {"received": received_at}
+        hand_on(survey.name, "ingested", result.candids, times, next_stage, count=len(packets))
         complete_batch(valkey, survey, batch_key)
         log.info(
             "%s: batch %s: %d added, %d existing, %d quarantined in %.2fs",

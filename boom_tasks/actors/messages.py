@@ -9,8 +9,14 @@ latency per stage without another database read.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+
+import dramatiq
 
 from boom_tasks.errors import PermanentError
+from boom_tasks.monitor.stats import record_stage
+from boom_tasks.services.valkey import get_client
+from boom_tasks.settings import get_settings
 
 #: Version of the inter-stage messages; bump it when their arguments change meaning.
 MESSAGE_VERSION = 1
@@ -25,3 +31,26 @@ def check_version(actor: str, version: int) -> None:
 def stamp(times: dict[str, float], stage: str, now: float | None = None) -> dict[str, float]:
     """Return ``times`` with ``stage`` finished at ``now`` (default: the current time)."""
     return {**times, stage: time.time() if now is None else now}
+
+
+def hand_on(
+    survey: str,
+    stage: str,
+    candids: Sequence[int],
+    times: dict[str, float],
+    next_stage: dramatiq.Actor | None,
+    count: int | None = None,
+) -> dict[str, float]:
+    """Stamp ``stage`` finished, send ``candids`` (if any) to ``next_stage``, count the stage.
+
+    ``count`` is the number of alerts the stage handled (default: ``len(candids)``);
+    it differs when a stage forwards only some, as the filter stage does. Returns the
+    stamped ``times``.
+    """
+    times = stamp(times, stage)
+    if next_stage is not None and candids:
+        next_stage.send(list(candids), times)
+    handled = len(candids) if count is None else count
+    valkey = get_client(get_settings().valkey)
+    record_stage(valkey, survey, stage, handled, times, times[stage])
+    return times

@@ -13,7 +13,7 @@ from typing import Any
 import dramatiq
 
 from boom_tasks.actors.filter import FILTER
-from boom_tasks.actors.messages import check_version, stamp
+from boom_tasks.actors.messages import check_version, hand_on
 from boom_tasks.broker import actor_options
 from boom_tasks.config_base import project_path
 from boom_tasks.ml.registry import LoadedModel, load_models
@@ -60,7 +60,7 @@ def make_ml_actor(survey: Survey) -> dramatiq.Actor:
             time.monotonic() - started,
         )
         # Every candid goes on, enriched now or before (a replay): filters decide again.
-        next_stage.send(candids, stamp(times, "enriched"))
+        hand_on(survey.name, "enriched", candids, times, next_stage)
         return {"alerts": result.alerts}
 
     return ml

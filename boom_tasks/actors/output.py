@@ -8,7 +8,7 @@ from typing import Any
 
 import dramatiq
 
-from boom_tasks.actors.messages import check_version
+from boom_tasks.actors.messages import check_version, hand_on
 from boom_tasks.broker import actor_options
 from boom_tasks.output.publish import get_producer, publish_batch
 from boom_tasks.services.mongo import get_db
@@ -31,6 +31,7 @@ def make_output_actor(survey: Survey) -> dramatiq.Actor:
         sent = publish_batch(
             get_db(settings.mongo), survey, producer, candids, times, settings.output
         )
+        hand_on(survey.name, "published", candids, times, None)
         log.info(
             "%s: %d alerts, %d published in %.2fs",
             name,

@@ -22,10 +22,11 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from boom_tasks.batches import BatchRef, pending_alerts, store_batch
 from boom_tasks.bridge.batcher import Batch, Batcher
 from boom_tasks.errors import BoomError, ServiceUnavailable, TransientError
+from boom_tasks.monitor.stats import record_stage
 from boom_tasks.retry import retry_transient
 from boom_tasks.services.kafka import check_reachable, consumer_config
 from boom_tasks.services.valkey import get_client, valkey_errors
-from boom_tasks.settings import Settings
+from boom_tasks.settings import KafkaSettings, Settings
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ BACKPRESSURE_CHECK_S = 0.5
 
 #: Seconds between two repeats of the same Kafka error in the log.
 ERROR_LOG_INTERVAL_S = 30.0
+
+
+def bridge_group(kafka: KafkaSettings, survey: Survey) -> str:
+    """Return the bridge's consumer group for ``survey`` (``<kafka.group_id>-<prefix>``)."""
+    return f"{kafka.group_id}-{survey.queue_prefix}"
 
 
 class TopicMissing(BoomError):
@@ -94,7 +100,7 @@ class Bridge:
     @property
     def group_id(self) -> str:
         """Consumer group: one per survey, so surveys' offsets never mix."""
-        return f"{self.settings.kafka.group_id}-{self.survey.queue_prefix}"
+        return bridge_group(self.settings.kafka, self.survey)
 
     def request_stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit, and return."""
@@ -185,6 +191,7 @@ class Bridge:
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
         consumer.commit(offsets=offsets, asynchronous=False)
         self.stats.batches += 1
+        record_stage(self.valkey, self.survey.name, "received", ref.count, {})
         log.info("bridge: queued %d alerts as %s and committed", ref.count, ref.key)
         return True
 

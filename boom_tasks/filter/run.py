@@ -41,6 +41,8 @@ class FilterOutcome:
     passes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    #: Passes recorded for the first time (a replayed batch's passes are not new).
+    new_passes: int = 0
 
 
 def run_filter(
@@ -122,6 +124,14 @@ def _record_failure(
     return False
 
 
+def _count_new(outcomes: Sequence[FilterOutcome], new: list[dict[str, Any]]) -> None:
+    by_filter: dict[str, int] = {}
+    for p in new:
+        by_filter[p["filter_id"]] = by_filter.get(p["filter_id"], 0) + 1
+    for o in outcomes:
+        o.new_passes = by_filter.get(o.filter.id, 0)
+
+
 def record(
     db: Database,
     survey: Survey,
@@ -134,7 +144,8 @@ def record(
     with mongo_errors(f"recording {survey.name} filter passes"):
         if passes:
             ops = [UpdateOne({"_id": p["_id"]}, {"$setOnInsert": p}, upsert=True) for p in passes]
-            db[survey.filter_passes].bulk_write(ops, ordered=False)
+            result = db[survey.filter_passes].bulk_write(ops, ordered=False)
+            _count_new(outcomes, [passes[i] for i in result.upserted_ids or {}])
         healthy = [o.filter.id for o in outcomes if o.error is None]
         if healthy:
             db[FILTERS].update_many(

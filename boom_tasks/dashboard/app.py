@@ -1,0 +1,162 @@
+"""The dashboard application: the overview, queue pages, dead-letter actions, ``/metrics``."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from boom_tasks.api.users import authenticate
+from boom_tasks.dashboard.metrics import Figures, FiguresCollector
+from boom_tasks.dashboard.overview import gather, read
+from boom_tasks.dashboard.page import overview_page, queue_page
+from boom_tasks.errors import BoomError
+from boom_tasks.monitor.queues import (
+    DeadLetterNotFound,
+    dead_letters,
+    delete_dead_letter,
+    queue_counts,
+    ready_messages,
+    requeue_all_dead_letters,
+    requeue_dead_letter,
+    survey_queues,
+)
+from boom_tasks.monitor.stats import passes_total, stage_totals
+from boom_tasks.services.mongo import get_db
+from boom_tasks.services.valkey import get_client, valkey_errors
+from boom_tasks.settings import Settings, get_settings
+from boom_tasks.surveys import SURVEYS
+
+_basic = HTTPBasic(auto_error=False)
+
+
+def _login(settings: Settings):  # type: ignore[no-untyped-def]
+    """Return a dependency admitting only admin accounts of the API (HTTP Basic)."""
+
+    def check(credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
+        user = None
+        if credentials is not None:
+            user = authenticate(get_db(settings.mongo), credentials.username, credentials.password)
+        if user is None or not user.admin:
+            raise HTTPException(
+                401, "an admin account is required", {"WWW-Authenticate": 'Basic realm="boom"'}
+            )
+
+    return check
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a state-changing request sent by a page of another site (CSRF)."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "cross-site request refused")
+
+
+def _back(queue: str, flash: str) -> RedirectResponse:
+    return RedirectResponse(f"/queues/{quote(queue)}?done={quote(flash)}", status_code=303)
+
+
+class Dashboard:
+    """Connections and the known queues of one dashboard process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.queues = survey_queues([s.queue_prefix for s in SURVEYS.values()])
+
+    def valkey(self):  # type: ignore[no-untyped-def]
+        """Return this process's Valkey client."""
+        return get_client(self.settings.valkey)
+
+    def known(self, queue: str) -> str:
+        """Return ``queue`` if it is one of the pipeline's queues, else answer 404."""
+        if queue not in self.queues:
+            raise HTTPException(404, f"no queue {queue!r}; known: {', '.join(self.queues)}")
+        return queue
+
+    def figures(self) -> Figures:
+        """Read everything ``/metrics`` exposes."""
+        valkey = self.valkey()
+        overview = gather(self.settings, valkey, get_db(self.settings.mongo))
+        totals = read("reading stage totals", lambda: {s: stage_totals(valkey, s) for s in SURVEYS})
+        passes = read("reading pass totals", lambda: {s: passes_total(valkey, s) for s in SURVEYS})
+        return overview, totals.value or {}, passes.value or {}
+
+
+def _routes(app: FastAPI, dash: Dashboard) -> None:
+    settings = dash.settings
+    changes = [Depends(_same_origin)]
+
+    @app.get("/", response_class=HTMLResponse, summary="The overview")
+    def index() -> str:
+        overview = gather(settings, dash.valkey(), get_db(settings.mongo))
+        return overview_page(overview, settings.dashboard.refresh_s)
+
+    @app.get("/queues/{queue}", response_class=HTMLResponse, summary="One queue's messages")
+    def queue(queue: str, done: str | None = None) -> str:
+        q, valkey, listed = dash.known(queue), dash.valkey(), settings.dashboard.listed
+        with valkey_errors(f"reading queue {q}"):
+            counts = queue_counts(valkey, [q])[0]
+            ready = ready_messages(valkey, q, listed)
+            dead = dead_letters(valkey, q, listed)
+        return queue_page(counts, ready, dead, done)
+
+    @app.post("/queues/{queue}/dead/requeue-all", dependencies=changes)
+    def requeue_all(queue: str) -> RedirectResponse:
+        q = dash.known(queue)
+        with valkey_errors(f"requeueing dead letters of {q}"):
+            n = requeue_all_dead_letters(dash.valkey(), q)
+        return _back(q, f"requeued {n} dead letters")
+
+    @app.post("/queues/{queue}/dead/{redis_id}/requeue", dependencies=changes)
+    def requeue(queue: str, redis_id: str) -> RedirectResponse:
+        q = dash.known(queue)
+        try:
+            with valkey_errors(f"requeueing a dead letter of {q}"):
+                requeue_dead_letter(dash.valkey(), q, redis_id)
+        except DeadLetterNotFound as e:
+            return _back(q, str(e))
+        return _back(q, f"requeued {redis_id}")
+
+    @app.post("/queues/{queue}/dead/{redis_id}/delete", dependencies=changes)
+    def delete(queue: str, redis_id: str) -> RedirectResponse:
+        q = dash.known(queue)
+        try:
+            with valkey_errors(f"deleting a dead letter of {q}"):
+                delete_dead_letter(dash.valkey(), q, redis_id)
+        except DeadLetterNotFound as e:
+            return _back(q, str(e))
+        return _back(q, f"deleted {redis_id}")
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FiguresCollector(dash.figures))
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Return the dashboard for ``settings`` (default: this process's settings)."""
+    settings = settings or get_settings()
+    login = [Depends(_login(settings))] if settings.dashboard.require_login else []
+    app = FastAPI(
+        title="boom-tasks dashboard",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=login,
+    )
+
+    @app.exception_handler(BoomError)
+    def unavailable(_request: Request, exc: BoomError) -> Response:
+        # A server down: say which, without a traceback; the page works again once it is up.
+        return HTMLResponse(f"<h1>503</h1><p>{escape(str(exc))}</p>", status_code=503)
+
+    _routes(app, Dashboard(settings))
+    return app
