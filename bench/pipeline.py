@@ -11,7 +11,9 @@ Step 3: the broker: K ``dramatiq boom_tasks.actors`` processes (started and warm
         database with the same 25 active filters and its own output topic;
 Step 4: alerts/s (first packet received → every queue drained) and latency
         percentiles (bridge receive → published) from the ``times`` of every
-        message on the output topic.
+        message on the output topic; beside them, what the dashboard reports from
+        the stages' counters in Valkey (each run has a Valkey database of its own),
+        so its bucketed percentiles can be checked against the exact ones.
 Run with the catalogs loaded (``boom catalogs load vsx ...``) in the configured
 database: ``.venv/bin/python bench/pipeline.py --n 10000 --workers 1 2``.
 """
@@ -45,6 +47,7 @@ from boom_tasks.ingest.indexes import ensure_indexes  # noqa: E402
 from boom_tasks.ingest.stage import ingest_packets  # noqa: E402
 from boom_tasks.ml.registry import load_models  # noqa: E402
 from boom_tasks.ml.stage import enrich_batch  # noqa: E402
+from boom_tasks.monitor.stats import percentile, stage_totals  # noqa: E402
 from boom_tasks.output.publish import get_producer, publish_batch  # noqa: E402
 from boom_tasks.output.schema import decode  # noqa: E402
 from boom_tasks.replay.producer import produce_packets  # noqa: E402
@@ -55,6 +58,8 @@ from boom_tasks.synth import synth_alerts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
+#: Valkey database of the broker runs (flushed before each): their counters are their own.
+BENCH_VALKEY_DB = 9
 
 
 def install_filters(db: Any) -> None:
@@ -135,11 +140,26 @@ def drained(client: redis.Redis) -> bool:
     )
 
 
+def dashboard_view(valkey: redis.Redis) -> str:
+    """Return what the dashboard's counters say: alerts per stage, published percentiles."""
+    totals = {t.stage: t for t in stage_totals(valkey, "ZTF")}
+    counts = ", ".join(f"{t.stage} {t.count}" for t in totals.values())
+    published = totals["published"].buckets
+    p50, p95, p99 = (percentile(published, q) or float("nan") for q in (50, 95, 99))
+    return (
+        f"dashboard counters: {counts}; published p50 {p50:.2f}s p95 {p95:.2f}s "
+        f"p99 {p99:.2f}s (bucket upper edges)"
+    )
+
+
 def broker(settings: Settings, source: str, n: int, k: int, db: Any) -> tuple[float, str]:
     """Run K workers and the bridge over the source topic; return (alerts/s, latency)."""
     out_topic = f"bench-out-{uuid.uuid4().hex[:8]}"
+    valkey = redis.Redis(settings.valkey.host, settings.valkey.port, db=BENCH_VALKEY_DB)
+    valkey.flushdb()
     env = {
         **os.environ,
+        "BOOM_VALKEY__DB": str(BENCH_VALKEY_DB),
         "BOOM_MONGO__DATABASE": db.name,
         "BOOM_MONGO__CATALOG_DATABASE": settings.mongo.catalog_database or settings.mongo.database,
         "BOOM_OUTPUT__RESULTS_TOPIC": out_topic,
@@ -153,7 +173,6 @@ def broker(settings: Settings, source: str, n: int, k: int, db: Any) -> tuple[fl
         stderr=subprocess.DEVNULL,
     )
     time.sleep(8)  # workers boot, ensure indexes and load the models before the clock starts
-    valkey = redis.Redis.from_url(settings.valkey.url)
     bridge = [str(Path(sys.executable).parent / "boom-bridge"), "ZTF", "--topic", source]
     subprocess.run(
         [*bridge, "--exit-on-eof"], env=env, cwd=ROOT, check=True, stderr=subprocess.DEVNULL
@@ -166,7 +185,7 @@ def broker(settings: Settings, source: str, n: int, k: int, db: Any) -> tuple[fl
     first = db[ZTF.alerts].find_one(sort=[("created_at", 1)])["created_at"].timestamp()
     times = read_times(settings, out_topic)
     start = min([t["received"] for t in times] or [first])
-    return n / (end - start), latency(times)
+    return n / (end - start), f"{latency(times)}\n{' ' * 36}{dashboard_view(valkey)}"
 
 
 def check(naive_db: Any, db: Any, candids: list[int]) -> str:

@@ -3,13 +3,16 @@
 Accounts are provisioned by an operator (``boom users add``), as BOOM's are by an
 admin. A user's ``catalogs`` are ``fnmatch`` patterns of the collections they may
 read; None means the configured default (``api.default_catalogs``), so changing
-the default reaches every account that never had its own list.
+the default reaches every account that never had its own list. A user's
+``programids`` are the ZTF programids their filters may run on; None means
+public data only (:data:`DEFAULT_PROGRAMIDS`). Admins may use any.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,9 @@ USERS_COLLECTION = "users"
 
 #: User names: what fits in a URL, a log line and a JWT subject without escaping.
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+#: ZTF programids of an account without its own list: public data only (1; 2 is the
+#: ZTF partnership's, 3 Caltech's), the default BOOM gives its filters too.
+DEFAULT_PROGRAMIDS = (1,)
 
 
 class UserError(BoomError):
@@ -42,22 +48,41 @@ class User:
     catalogs
         Patterns of readable collections; None: the configured default.
     admin
-        Admins also read the broker's operational collections.
+        Admins also read the broker's operational collections, and see and
+        change every user's filters, with any programids.
+    programids
+        ZTF programids the user's filters may run on; None: :data:`DEFAULT_PROGRAMIDS`.
     """
 
     name: str
     catalogs: tuple[str, ...] | None
     admin: bool
+    programids: tuple[int, ...] | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> User:
         """Build a user from its stored document."""
         catalogs = doc.get("catalogs")
+        programids = doc.get("programids")
         return cls(
             name=doc["_id"],
             catalogs=None if catalogs is None else tuple(catalogs),
             admin=bool(doc.get("admin", False)),
+            programids=None if programids is None else tuple(int(p) for p in programids),
         )
+
+    def allowed_programids(self) -> tuple[int, ...] | None:
+        """Return the programids this user's filters may use; None (any) for an admin."""
+        if self.admin:
+            return None
+        return DEFAULT_PROGRAMIDS if self.programids is None else self.programids
+
+    def programids_beyond(self, programids: Sequence[int]) -> list[int]:
+        """Return those of ``programids`` this user may not give a filter, sorted."""
+        allowed = self.allowed_programids()
+        if allowed is None:
+            return []
+        return sorted(set(programids) - set(allowed))
 
 
 def add_user(
@@ -68,25 +93,29 @@ def add_user(
     catalogs: list[str] | None = None,
     admin: bool = False,
     replace: bool = False,
+    programids: Sequence[int] | None = None,
 ) -> User:
     """Create (or with ``replace``, overwrite) the account ``name``.
 
     Raises
     ------
     UserError
-        If the name is invalid, the password empty, or the account exists and
-        ``replace`` is False.
+        If the name is invalid, the password empty, a programid negative, or the
+        account exists and ``replace`` is False.
     """
     if not _NAME.fullmatch(name):
         raise UserError(f"invalid user name {name!r}: use 1-64 letters, digits, '_.@-'")
     if not password:
         raise UserError("the password must not be empty")
+    if programids is not None and any(p < 0 for p in programids):
+        raise UserError(f"programids must not be negative: {list(programids)}")
     now = dt.datetime.now(dt.UTC)
     doc = {
         "_id": name,
         "password": hash_password(password),
         "catalogs": catalogs,
         "admin": admin,
+        "programids": None if programids is None else sorted(set(programids)),
         "updated_at": now,
     }
     users = db[USERS_COLLECTION]

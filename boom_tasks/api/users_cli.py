@@ -27,12 +27,34 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="collections the user may read, fnmatch patterns (default: api.default_catalogs)",
     )
-    add.add_argument("--admin", action="store_true", help="may also read operational collections")
+    add.add_argument(
+        "--programids",
+        type=_programids,
+        metavar="1,2",
+        help="ZTF programids the user's filters may run on, comma-separated "
+        "(default: public data only, programid 1)",
+    )
+    add.add_argument(
+        "--admin",
+        action="store_true",
+        help="may also read operational collections, and see and change every filter",
+    )
     add.add_argument("--replace", action="store_true", help="overwrite an existing account")
     sub.add_parser("list", help="list accounts")
     remove = sub.add_parser("remove", help="delete an account (its tokens stop working)")
     remove.add_argument("name")
     return parser
+
+
+def _programids(text: str) -> list[int]:
+    """Parse ``1,2`` into programids; anything else is a usage error naming the value."""
+    try:
+        ids = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        ids = []
+    if not ids or any(p < 0 for p in ids):
+        raise argparse.ArgumentTypeError(f"expected programids such as 1,2, got {text!r}")
+    return ids
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -60,13 +82,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             catalogs=args.catalogs,
             admin=args.admin,
             replace=args.replace,
+            programids=args.programids,
         )
         print(f"user {user.name} stored", file=out)
     elif args.users_command == "list":
         for user in list_users(db):
             catalogs = "default" if user.catalogs is None else " ".join(user.catalogs)
+            ids = "default" if user.programids is None else ",".join(map(str, user.programids))
             print(
-                f"{user.name}\t{'admin' if user.admin else 'user'}\tcatalogs: {catalogs}", file=out
+                f"{user.name}\t{'admin' if user.admin else 'user'}\tcatalogs: {catalogs}"
+                f"\tprogramids: {ids}",
+                file=out,
             )
     elif not remove_user(db, args.name):
         raise BoomError(f"no user {args.name!r}")

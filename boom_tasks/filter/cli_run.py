@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from boom_tasks.errors import BoomError
 from boom_tasks.filter.cli import _context, _programids, print_passes
 from boom_tasks.filter.testing import (
+    MatchRateTooHigh,
     Selection,
-    latest_night,
+    check_match_rate,
     night_jd_range,
+    run_trial,
     select_candids,
-    try_filter,
 )
 
-
-class MatchRateTooHigh(BoomError):
-    """A filter passes more of the reference night than ``filters.max_match_rate``."""
+__all__ = ["MatchRateTooHigh", "activate", "deactivate", "test"]
 
 
 def _stored(db: Any, filter_id: str, fid: str | None) -> tuple[dict, str, list[dict]]:
@@ -38,34 +36,12 @@ def activate(args: argparse.Namespace, out: TextIO) -> int:
     doc, fid, pipeline = _stored(db, args.filter_id, args.version)
     survey = get_survey(doc["survey"])
     if not args.force:
-        night = args.reference_night or latest_night(db, survey)
-        candids = (
-            select_candids(db, survey, Selection(jd_range=night_jd_range(night))) if night else []
+        programids = doc["permissions"].get(survey.name, [])
+        check = check_match_rate(
+            db, survey, pipeline, programids, settings.filters, args.reference_night
         )
-        if not candids:
-            print(f"no stored alerts for reference night {night}: match rate unchecked", file=out)
-        else:
-            programids = doc["permissions"].get(survey.name, [])
-            report = try_filter(
-                db,
-                survey,
-                pipeline,
-                programids,
-                candids,
-                settings.filters.time_budget_ms * 10,
-                settings.filters.candids_per_query,
-            )
-            limit = settings.filters.max_match_rate
-            print(
-                f"reference night {night}: {len(report.passed)} of {report.tried} alerts pass "
-                f"({report.rate:.2%}; limit {limit:.2%})",
-                file=out,
-            )
-            if report.rate > limit:
-                raise MatchRateTooHigh(
-                    f"filter {doc['name']} passes {report.rate:.2%} of night {night}, more than "
-                    f"filters.max_match_rate = {limit:.2%}: tighten it (or --force)"
-                )
+        print(check.summary(), file=out)
+        check.require_within_limit(doc["name"], hint="tighten it (or --force)")
     set_active(db, args.filter_id, True, fid=fid)
     signal_change(valkey)
     print(f"filter {doc['name']} ({args.filter_id}) active, version {fid}", file=out)
@@ -113,15 +89,7 @@ def test(args: argparse.Namespace, out: TextIO) -> int:
         candids=args.candids,
     )
     candids = select_candids(db, survey, selection)
-    report = try_filter(
-        db,
-        survey,
-        pipeline,
-        programids,
-        candids,
-        settings.filters.time_budget_ms * 10,
-        settings.filters.candids_per_query,
-    )
+    report = run_trial(db, survey, pipeline, programids, candids, settings.filters)
     print(
         f"{what}: {len(report.passed)} of {report.tried} alerts pass ({report.rate:.2%})", file=out
     )

@@ -110,19 +110,26 @@ def get_filter(db: Database, filter_id: str) -> dict[str, Any]:
 
 
 def add_version(
-    db: Database, filter_id: str, pipeline: Any, changelog: str, aux_collection: str
+    db: Database,
+    filter_id: str,
+    pipeline: Any,
+    changelog: str,
+    aux_collection: str,
+    *,
+    make_active: bool = True,
 ) -> str:
-    """Validate and append a new version, which becomes the active version; return its fid."""
+    """Validate and append a new version; return its fid.
+
+    With ``make_active`` (the default) it becomes the active version; without,
+    it is only stored, for a later activation (BOOM's ``set_as_active: false``).
+    """
     get_filter(db, filter_id)
     version = _version(pipeline, changelog, aux_collection)
+    update: dict[str, Any] = {"updated_at": _now()}
+    if make_active:
+        update |= {"active_fid": version["fid"], "overruns": 0}
     with mongo_errors("updating a filter"):
-        db[FILTERS].update_one(
-            {"_id": filter_id},
-            {
-                "$push": {"fv": version},
-                "$set": {"active_fid": version["fid"], "updated_at": _now(), "overruns": 0},
-            },
-        )
+        db[FILTERS].update_one({"_id": filter_id}, {"$push": {"fv": version}, "$set": update})
     return str(version["fid"])
 
 
@@ -173,8 +180,12 @@ def load_active(db: Database, survey: str) -> list[ActiveFilter]:
     return out
 
 
-def list_filters(db: Database, survey: str | None = None) -> list[dict[str, Any]]:
-    """Return every filter (without version bodies), by name."""
-    query = {"survey": survey} if survey else {}
+def list_filters(
+    db: Database, survey: str | None = None, *, user_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Return every filter (of ``user_id`` when given), without version bodies, by name."""
+    query: dict[str, Any] = {"survey": survey} if survey else {}
+    if user_id is not None:
+        query["user_id"] = user_id
     with mongo_errors("listing filters"):
         return list(db[FILTERS].find(query, {"fv.pipeline": 0}).sort("name", 1))

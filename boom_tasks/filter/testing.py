@@ -1,8 +1,10 @@
 """Run a filter over stored alerts without publishing: ``boom filters test`` and activation.
 
 A filter runs on stored alerts exactly as the filter stage runs it on a batch (the
-same run-time pipeline, the same permissions), a thousand candids at a time. The
-candids come from a night or a jd range, from objectIds, or are given.
+same run-time pipeline, the same permissions), ``filters.candids_per_query`` candids
+at a time. The candids come from a night or a jd range, from objectIds, or are given.
+The command line (``boom filters``) and the HTTP API (``/filters``) both call these
+functions, so a trial and the activation guard answer the same wherever they are asked.
 """
 
 from __future__ import annotations
@@ -15,9 +17,19 @@ from typing import Any
 from astropy.time import Time
 from pymongo.database import Database
 
+from boom_tasks.errors import BoomError
+from boom_tasks.filter.config import FilterSettings
 from boom_tasks.filter.pipeline import chunked_run_pipelines
 from boom_tasks.services.mongo import mongo_errors, user_aggregate
 from boom_tasks.surveys import Survey
+
+#: A trial may run this many times the stage's per-batch budget on each chunk: a
+#: person runs it once and waits for it, where the stage must keep pace with the night.
+TRIAL_BUDGET_FACTOR = 10
+
+
+class MatchRateTooHigh(BoomError):
+    """A filter passes more of the reference night than ``filters.max_match_rate``."""
 
 
 @dataclass
@@ -95,3 +107,99 @@ def try_filter(
     ):
         passed += user_aggregate(db[survey.alerts], run, budget_ms)
     return TrialReport(tried=len(candids), passed=passed)
+
+
+def run_trial(
+    db: Database,
+    survey: Survey,
+    pipeline: list[dict[str, Any]],
+    programids: Sequence[int],
+    candids: Sequence[int],
+    filters: FilterSettings,
+) -> TrialReport:
+    """Run :func:`try_filter` with the stage's chunk size and the trial budget.
+
+    Raises
+    ------
+    QueryRejected
+        If the database refuses the pipeline (QueryTimeout past the budget).
+    """
+    budget_ms = filters.time_budget_ms * TRIAL_BUDGET_FACTOR
+    return try_filter(
+        db, survey, pipeline, programids, candids, budget_ms, filters.candids_per_query
+    )
+
+
+@dataclass(frozen=True)
+class MatchRateCheck:
+    """How a filter fared on its reference night, against ``filters.max_match_rate``.
+
+    ``report`` is None when no alert of that night is stored (nothing to check).
+    """
+
+    night: str | None
+    report: TrialReport | None
+    limit: float
+
+    @property
+    def exceeded(self) -> bool:
+        """Tell whether the filter passes more of the night than the limit."""
+        return self.report is not None and self.report.rate > self.limit
+
+    def summary(self) -> str:
+        """Return one line saying what was checked and how it came out."""
+        if self.report is None:
+            return f"no stored alerts for reference night {self.night}: match rate unchecked"
+        report = self.report
+        return (
+            f"reference night {self.night}: {len(report.passed)} of {report.tried} alerts pass "
+            f"({report.rate:.2%}; limit {self.limit:.2%})"
+        )
+
+    def require_within_limit(self, name: str, hint: str) -> None:
+        """Raise :class:`MatchRateTooHigh` naming filter ``name`` if the limit is exceeded.
+
+        ``hint`` ends the message: what its reader may do about it.
+        """
+        if self.exceeded:
+            assert self.report is not None
+            raise MatchRateTooHigh(
+                f"filter {name} passes {self.report.rate:.2%} of night {self.night}, more than "
+                f"filters.max_match_rate = {self.limit:.2%}: {hint}"
+            )
+
+
+def check_match_rate(
+    db: Database,
+    survey: Survey,
+    pipeline: list[dict[str, Any]],
+    programids: Sequence[int],
+    filters: FilterSettings,
+    night: str | None = None,
+) -> MatchRateCheck:
+    """Run a filter over a reference night before it may be activated (BOOM's guard).
+
+    Parameters
+    ----------
+    db, survey
+        Where the night's alerts are stored.
+    pipeline, programids
+        The filter's version to check and the programids it runs on.
+    filters
+        The filter settings: ``max_match_rate``, the budget and the chunk size.
+    night
+        ``YYYYMMDD``; default: the night of the newest stored alert.
+
+    Raises
+    ------
+    ValueError
+        If ``night`` is not a valid ``YYYYMMDD`` date.
+    QueryRejected
+        If the database refuses the pipeline.
+    """
+    night = night or latest_night(db, survey)
+    candids = select_candids(db, survey, Selection(jd_range=night_jd_range(night))) if night else []
+    if not candids:
+        return MatchRateCheck(night, None, filters.max_match_rate)
+    report = run_trial(db, survey, pipeline, programids, candids, filters)
+    return MatchRateCheck(night, report, filters.max_match_rate)
