@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
+import redis
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
@@ -34,6 +36,9 @@ from boom_tasks.settings import Settings, get_settings
 from boom_tasks.surveys import SURVEYS
 
 _basic = HTTPBasic(auto_error=False)
+
+#: What the page does to one dead letter: requeue or delete it.
+DeadLetterAction = Callable[[redis.Redis, str, str], object]
 
 
 def _login(settings: Settings):  # type: ignore[no-untyped-def]
@@ -113,25 +118,22 @@ def _routes(app: FastAPI, dash: Dashboard) -> None:
             n = requeue_all_dead_letters(dash.valkey(), q)
         return _back(q, f"requeued {n} dead letters")
 
-    @app.post("/queues/{queue}/dead/{redis_id}/requeue", dependencies=changes)
-    def requeue(queue: str, redis_id: str) -> RedirectResponse:
+    def act(queue: str, redis_id: str, verb: str, action: DeadLetterAction) -> RedirectResponse:
         q = dash.known(queue)
         try:
-            with valkey_errors(f"requeueing a dead letter of {q}"):
-                requeue_dead_letter(dash.valkey(), q, redis_id)
+            with valkey_errors(f"changing dead letter {redis_id} of {q}"):
+                action(dash.valkey(), q, redis_id)
         except DeadLetterNotFound as e:
             return _back(q, str(e))
-        return _back(q, f"requeued {redis_id}")
+        return _back(q, f"{verb} {redis_id}")
+
+    @app.post("/queues/{queue}/dead/{redis_id}/requeue", dependencies=changes)
+    def requeue(queue: str, redis_id: str) -> RedirectResponse:
+        return act(queue, redis_id, "requeued", requeue_dead_letter)
 
     @app.post("/queues/{queue}/dead/{redis_id}/delete", dependencies=changes)
     def delete(queue: str, redis_id: str) -> RedirectResponse:
-        q = dash.known(queue)
-        try:
-            with valkey_errors(f"deleting a dead letter of {q}"):
-                delete_dead_letter(dash.valkey(), q, redis_id)
-        except DeadLetterNotFound as e:
-            return _back(q, str(e))
-        return _back(q, f"deleted {redis_id}")
+        return act(queue, redis_id, "deleted", delete_dead_letter)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FiguresCollector(dash.figures))
