@@ -64,7 +64,18 @@ def _credentials(body: bytes, content_type: str) -> tuple[str, str]:
     )
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise BadRequest("username and password are required")
+    if not (_is_unicode(username) and _is_unicode(password)):
+        raise BadRequest("username and password must be valid Unicode text")
     return username, password
+
+
+def _is_unicode(text: str) -> bool:
+    """Tell whether ``text`` encodes as UTF-8 (a JSON escape can carry a lone surrogate)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @router.post("/auth", openapi_extra=_BODY_DOC, summary="Exchange credentials for a bearer token")

@@ -28,11 +28,9 @@ from boom_tasks.api.find import FindOptions, keep_id, prepare_find
 from boom_tasks.api.limits import AnswerBudget, raw
 from boom_tasks.api.models import ConeSearchQuery
 from boom_tasks.api.ordering import sort_documents
-from boom_tasks.api.spatial import Cone, Hits, cone_hits
+from boom_tasks.api.spatial import MAX_RADIUS_ARCSEC, Cone, Hits, cone_hits
 from boom_tasks.services.mongo import find_in_chunks, user_query
-
-#: Largest radius: a cone is at most a hemisphere.
-MAX_RADIUS_ARCSEC = 180.0 * 3600.0
+from boom_tasks.sky.healpix import cover_cells
 
 router = APIRouter(tags=["Queries"])
 
@@ -87,15 +85,26 @@ def search_cones(
         For a refused filter or an answer over the size limit.
     """
     collection = ctx.catalogs.collection(catalog_name)
-    hits: Hits = cone_hits(
-        collection, cones, ctx.catalogs.pixel_index(catalog_name), options.max_time_ms
-    )
+    pixel_index = ctx.catalogs.pixel_index(catalog_name)
+    if pixel_index is not None:
+        _check_cover(cones, pixel_index[1], ctx.limits.max_cone_cells)
+    hits: Hits = cone_hits(collection, cones, pixel_index, options.max_time_ms)
     ids = list({_key(i): i for cone in hits for i, _ in cone}.values())
     docs, strip_id = _fetch(collection, ids, options, ctx.limits.budget())
     answers = [_per_cone(cone, docs, options) for cone in hits]
     if strip_id:
         answers = [[{k: v for k, v in d.items() if k != "_id"} for d in a] for a in answers]
     return answers
+
+
+def _check_cover(cones: Sequence[Cone], order: int, max_cells: int) -> None:
+    """Refuse cones whose HEALPix cover would hold the database for minutes (400)."""
+    cells = cover_cells([c.radius_arcsec for c in cones], order)
+    if cells > max_cells:
+        raise BadRequest(
+            f"these cones cover about {cells:,.0f} HEALPix cells of the catalog's index, "
+            f"more than the {max_cells:,} one request may: use smaller radii or fewer positions"
+        )
 
 
 def _cones(body: ConeSearchQuery, max_positions: int) -> list[Cone]:

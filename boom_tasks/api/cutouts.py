@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from boom_tasks.api.context import Ctx, CtxDep
 from boom_tasks.api.encoding import BsonJSONResponse, envelope
 from boom_tasks.api.errors import BadRequest, NotFound
+from boom_tasks.api.models import INT64_MAX, INT64_MIN, Int64
 from boom_tasks.services.mongo import mongo_errors
 
 #: The three stamps of an alert, as stored and as answered.
@@ -46,7 +47,7 @@ class BatchCutoutQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    candids: list[int] = Field(min_length=1, max_length=MAX_BATCH_CUTOUTS)
+    candids: list[Int64] = Field(min_length=1, max_length=MAX_BATCH_CUTOUTS)
 
 
 def _band_filter(survey: str, band: str) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def _pick_candid(ctx: Ctx, survey: str, object_id: str, which: str, band: str | 
 def get_cutouts(
     survey: str,
     ctx: CtxDep,
-    candid: int | None = None,
+    candid: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None,
     object_id: Annotated[str | None, Query(alias="objectId")] = None,
     which: Literal["first", "last", "brightest", "faintest"] = "brightest",
     band: str | None = None,

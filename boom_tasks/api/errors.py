@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from boom_tasks.api.encoding import BsonJSONResponse
+from boom_tasks.api.encoding import BsonJSONResponse, ExtendedJsonError
 from boom_tasks.errors import BoomError, QueryRejected, QueryTimeout, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,11 @@ async def _rejected(request: Request, exc: Exception) -> BsonJSONResponse:
     return _answer(400, f"query refused by the database: {exc}")
 
 
+async def _malformed(request: Request, exc: Exception) -> BsonJSONResponse:
+    # Raised before any query: the database never saw it, so not "refused by the database".
+    return _answer(400, str(exc))
+
+
 async def _timeout(request: Request, exc: Exception) -> BsonJSONResponse:
     return _answer(
         400,
@@ -89,6 +94,12 @@ async def _http(request: Request, exc: Exception) -> BsonJSONResponse:
     return _answer(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
 
+async def _unencodable(request: Request, exc: Exception) -> BsonJSONResponse:
+    # JSON allows a lone surrogate escape ("\\ud800"), UTF-8 and so BSON do not: only
+    # text the user sent can reach an encoder in a request, so this is their error.
+    return _answer(400, "the request holds text with an unpaired surrogate, not valid UTF-8")
+
+
 async def _failed(request: Request, exc: Exception) -> BsonJSONResponse:
     log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _answer(500, "internal server error; the administrators can find it in the log")
@@ -98,8 +109,10 @@ def install_handlers(app: FastAPI) -> None:
     """Answer every error raised by a route as ``{"message": ...}`` with its status."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(QueryRejected, _rejected)
+    app.add_exception_handler(ExtendedJsonError, _malformed)
     app.add_exception_handler(QueryTimeout, _timeout)
     app.add_exception_handler(ServiceUnavailable, _unavailable)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(Exception, _failed)

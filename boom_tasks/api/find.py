@@ -37,11 +37,11 @@ def prepare_find(body: FindQuery, limits: Limits) -> FindOptions:
     """
     check_read_only(body.filter, "filter")
     check_read_only(body.projection, "projection")
-    check_sort(body.sort)
+    sort = check_sort(body.sort)
     return FindOptions(
         filter=from_extended_json(body.filter),
         projection=from_extended_json(body.projection) if body.projection else None,
-        sort=body.sort or None,
+        sort=sort,
         skip=body.skip or 0,
         limit=body.limit or 0,
         max_time_ms=limits.max_time_ms(body.max_time_ms),

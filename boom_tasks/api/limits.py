@@ -45,6 +45,7 @@ class Limits:
     max_time_ms_cap: int
     max_answer_bytes: int
     max_cone_positions: int
+    max_cone_cells: int
 
     @classmethod
     def from_settings(cls, api: ApiSettings) -> Limits:
@@ -54,6 +55,7 @@ class Limits:
             api.max_time_ms_cap,
             api.max_answer_bytes,
             api.max_cone_positions,
+            api.max_cone_cells,
         )
 
     def max_time_ms(self, requested: int | None) -> int:
@@ -160,13 +162,24 @@ def _joined(operator: str, spec: Any) -> str | None:
     return target
 
 
-def check_pipeline(pipeline: list[Any], catalogs: Catalogs) -> None:
+def _same_database(operator: str, catalogs: Catalogs, source: str, target: str) -> None:
+    there, here = catalogs.database(target).name, catalogs.database(source).name
+    if there != here:
+        raise BadRequest(
+            f"{operator}: {target!r} is kept in database {there!r} and {source!r} in "
+            f"{here!r}; a join reads only its own database"
+        )
+
+
+def check_pipeline(pipeline: list[Any], catalogs: Catalogs, source: str) -> None:
     """Refuse a pipeline that writes, runs JavaScript, inspects the server or reads elsewhere.
 
     Raises
     ------
     BadRequest
-        For a forbidden stage or operator.
+        For a forbidden stage or operator, or a join into a collection kept in another
+        database than ``source`` (the catalogs' ``mongo.catalog_database``): MongoDB
+        joins only within one database, and would silently find nothing.
     NotFound
         For a join with a collection the user may not read (as if it did not exist).
     """
@@ -179,4 +192,4 @@ def check_pipeline(pipeline: list[Any], catalogs: Catalogs) -> None:
         if operator in JOIN_STAGES:
             target = _joined(operator, spec)
             if target is not None:
-                catalogs.database(target)
+                _same_database(operator, catalogs, source, target)

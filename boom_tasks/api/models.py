@@ -6,7 +6,7 @@ reported instead of silently ignored.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,11 @@ ARCSEC_PER_UNIT = {
     "Degrees": 3600.0,
     "Radians": 206_264.80624709636,
 }
+#: The range of a BSON int64, the widest integer the database holds (candids are int64).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: An integer the database can hold: a larger one is refused (400) before any query,
+#: instead of failing in the driver.
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
 class Query(BaseModel):

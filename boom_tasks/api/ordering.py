@@ -63,20 +63,28 @@ def _sort_key(doc: dict[str, Any], field: str) -> tuple[int, Any]:
     return _key(_value(doc, field))
 
 
-def check_sort(sort: dict[str, Any] | None) -> None:
-    """Refuse a sort specification that is not ``{field: 1, -1 or {"$meta": ...}, ...}``.
+def check_sort(sort: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Return a sort specification ``{field: 1, -1 or {"$meta": ...}, ...}`` as the driver takes it.
 
     Checked here because the driver would raise a TypeError of its own, not the
-    server's message, for a direction such as ``"up"``.
+    server's message, for a direction such as ``"up"``, and for ``1.0``: a JSON
+    number the database reads as 1 (JavaScript clients have no integers), so it
+    is turned into the integer instead of refused.
 
     Raises
     ------
     BadRequest
         Naming the offending field.
     """
+    checked: dict[str, Any] = {}
     for field, direction in (sort or {}).items():
-        if isinstance(direction, bool) or (direction not in (1, -1) and not _is_meta(direction)):
+        if _is_meta(direction):
+            checked[field] = direction
+        elif not isinstance(direction, bool) and direction in (1, -1):
+            checked[field] = int(direction)
+        else:
             raise BadRequest(f"sort: {field!r} must be 1 (ascending) or -1 (descending)")
+    return checked or None
 
 
 def sort_documents(docs: list[dict[str, Any]], sort: dict[str, Any]) -> list[dict[str, Any]]:

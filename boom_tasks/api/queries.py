@@ -63,7 +63,7 @@ def post_estimated_count(body: EstimatedCountQuery, ctx: CtxDep) -> BsonJSONResp
 @router.post("/pipeline", summary="Aggregation pipeline on a catalog (read-only)")
 def post_pipeline(body: PipelineQuery, ctx: CtxDep) -> BsonJSONResponse:
     """Return the pipeline's output documents."""
-    check_pipeline(body.pipeline, ctx.catalogs)
+    check_pipeline(body.pipeline, ctx.catalogs, body.catalog_name)
     max_time_ms = ctx.limits.max_time_ms(body.max_time_ms)
     collection = ctx.catalogs.collection(body.catalog_name)
     budget = ctx.limits.budget()

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pymongo.collection import Collection
 
+from boom_tasks.api.errors import BadRequest
 from boom_tasks.services.mongo import user_query
 from boom_tasks.sky.cone import GEOJSON_FIELD, cone_search
 from boom_tasks.sky.sphere import ARCSEC_PER_DEG, angular_separation, ra_from_geojson
@@ -34,6 +35,12 @@ from boom_tasks.sky.sphere import ARCSEC_PER_DEG, angular_separation, ra_from_ge
 CLIENT_EARTH_RADIUS_M = 6_371_008.8
 #: Arcseconds per radian.
 ARCSEC_PER_RAD = math.degrees(1.0) * ARCSEC_PER_DEG
+#: Largest radius: a cone of 180 degrees is the whole sphere; nothing lies farther.
+MAX_RADIUS_ARCSEC = 180.0 * 3600.0
+#: The same radius as boom-client's ``$maxDistance``, in metres.
+_MAX_METRES = math.pi * CLIENT_EARTH_RADIUS_M
+#: Relative error of a radius sent as metres and turned back: 180 degrees stays allowed.
+_ROUNDING = 1e-9
 #: Margin added to each ``$geoWithin`` radius (radians): the exact separation decides,
 #: the database's own rounding must not drop a row on the boundary.
 GEO_MARGIN_RAD = 1e-9
@@ -60,11 +67,33 @@ def _metres_to_arcsec(metres: Any) -> float:
     return float(metres) / CLIENT_EARTH_RADIUS_M * ARCSEC_PER_RAD
 
 
+def _check_near(lon: float, lat: float, max_m: Any, min_m: Any) -> None:
+    """Refuse a near search off the sphere, or with a radius no cone search takes."""
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise BadRequest(
+            "near search: $geometry coordinates must be [longitude, latitude] with "
+            "longitude in [-180, 180] and latitude in [-90, 90] degrees"
+        )
+    for name, metres in (("$maxDistance", max_m), ("$minDistance", min_m)):
+        if _number(metres) and metres < 0:
+            raise BadRequest(f"near search: {name} must be non-negative")
+    if _metres_to_arcsec(max_m) > MAX_RADIUS_ARCSEC * (1.0 + _ROUNDING):
+        # As POST /queries/cone_search: 180 degrees already reach every point.
+        raise BadRequest(
+            f"near search: $maxDistance may be at most {_MAX_METRES:.0f} m (180 degrees)"
+        )
+
+
 def parse_near(query: dict[str, Any]) -> tuple[Cone, dict[str, Any]] | None:
     """Split a ``$nearSphere``/``$near`` find filter into its cone and the rest of the filter.
 
-    Only the GeoJSON-point form with a ``$maxDistance`` (boom-client's) is taken;
-    any other form returns None and goes to the database as written.
+    Only the GeoJSON-point form with a positive ``$maxDistance`` (boom-client's) is
+    taken; any other form returns None and goes to the database as written.
+
+    Raises
+    ------
+    BadRequest
+        For a point off the sphere, a negative distance or one past 180 degrees.
     """
     spec = query.get(GEOJSON_FIELD)
     if not isinstance(spec, dict) or len(spec) != 1:
@@ -78,11 +107,16 @@ def parse_near(query: dict[str, Any]) -> tuple[Cone, dict[str, Any]] | None:
     point = geometry.get("coordinates")
     if not isinstance(point, list) or len(point) != 2 or not all(map(_number, point)):
         return None
+    lon, lat = float(point[0]), float(point[1])
     min_m = near.get("$minDistance")
+    _check_near(lon, lat, max_m, min_m)
+    if max_m == 0:
+        # Only documents exactly at the point: no cone to cover, the database answers it.
+        return None
     cone = Cone(
-        ra=(float(point[0]) + 180.0) % 360.0,
-        dec=float(point[1]),
-        radius_arcsec=_metres_to_arcsec(max_m),
+        ra=(lon + 180.0) % 360.0,
+        dec=lat,
+        radius_arcsec=min(_metres_to_arcsec(max_m), MAX_RADIUS_ARCSEC),
         min_arcsec=_metres_to_arcsec(min_m) if _number(min_m) else 0.0,
     )
     return cone, {k: v for k, v in query.items() if k != GEOJSON_FIELD}

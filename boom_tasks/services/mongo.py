@@ -168,7 +168,8 @@ def user_query(max_time_ms: int) -> Iterator[None]:
         If the server stopped it at ``max_time_ms``.
     QueryRejected
         If the server refused it (an unknown operator, a type error at run time), or
-        it holds a value BSON cannot encode (an integer over 64 bits): the user's error.
+        it holds a value BSON cannot encode (an integer over 64 bits, a string with a
+        lone surrogate, which a JSON escape can carry): the user's error.
     ServiceUnavailable
         If the server could not be reached.
     """
@@ -181,7 +182,7 @@ def user_query(max_time_ms: int) -> Iterator[None]:
         raise QueryRejected(message) from None
     except TRANSIENT as e:
         raise ServiceUnavailable(f"MongoDB unavailable while running a query: {e}") from None
-    except (InvalidDocument, OverflowError) as e:
+    except (InvalidDocument, OverflowError, UnicodeEncodeError) as e:
         raise QueryRejected(f"the query cannot be encoded as BSON: {e}") from None
 
 

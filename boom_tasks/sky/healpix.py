@@ -59,6 +59,19 @@ def pixel_size_arcsec(order: int) -> float:
     return math.degrees(math.sqrt(4 * math.pi / (12 * 4**order))) * 3600.0
 
 
+def cover_cells(radius_arcsec: npt.ArrayLike, order: int) -> float:
+    """Return about how many pixels at ``order`` cover cones of these radii, all together.
+
+    The cap's area over a pixel's, plus a ring of boundary pixels: an estimate made
+    before any cover is computed, to refuse a request whose cover would take minutes.
+    """
+    radius = np.radians(np.asarray(radius_arcsec, dtype=np.float64) / 3600.0)
+    cap = 2 * np.pi * (1 - np.cos(radius))
+    pixel_area = 4 * np.pi / (12 * 4**order)
+    ring = 2 * np.pi * np.sin(radius) / math.sqrt(pixel_area)
+    return float(np.sum(cap / pixel_area + ring + 4))
+
+
 def order_for_radius(radius_arcsec: float) -> int:
     """Return the deepest order whose pixels are at least ``radius_arcsec`` on a side.
 
