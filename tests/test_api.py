@@ -16,7 +16,6 @@ import collections
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.surveys import ZTF
 from tests.alerts import packet_paths, read_packet
+from tests.apiserver import boom, running_api
 from tests.conftest import DATA, TEST_CONFIG
 
 #: The module's own database, created and dropped here.
@@ -67,9 +67,7 @@ os.environ.pop("BOOM_CACHE_DIR", None)
 
 
 def _boom(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "boom"), *args], env=ENV, input=stdin, capture_output=True, text=True, timeout=60
-    )
+    return boom(ENV, *args, stdin=stdin)
 
 
 def _sep_arcsec(ra, dec, ras, decs) -> np.ndarray:
@@ -202,28 +200,8 @@ def api_url(api_db, services, tmp_path_factory):
     root = _boom("users", "add", "root", "--admin", "--password", ADMIN_PASSWORD)
     assert root.returncode == 0, root.stderr
     log = tmp_path_factory.mktemp("api") / "boom-api.log"
-    url = f"http://127.0.0.1:{services.api.port}"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "boom-api")], env=ENV, stdout=out, stderr=out)
-    try:
-        _wait_up(url, proc, log)
+    with running_api(ENV, services.api.port, log) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def _wait_up(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"boom-api exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail(f"boom-api did not answer within 60 s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")

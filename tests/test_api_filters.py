@@ -19,7 +19,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.surveys import ZTF
 from tests.alerts import packet_paths, read_packet
+from tests.apiserver import boom, running_api
 from tests.conftest import TEST_CONFIG
 
 #: The module's own database, created and dropped here.
@@ -80,9 +80,7 @@ def _bright(mag: float) -> list[dict[str, Any]]:
 
 
 def _boom(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "boom"), *args], env=ENV, capture_output=True, text=True, timeout=120
-    )
+    return boom(ENV, *args)
 
 
 def _night_query(night: str, programids: list[int] | None = None) -> dict[str, Any]:
@@ -123,30 +121,8 @@ def api_url(fdb, tmp_path_factory):
         made = _boom("users", "add", name, "--password", PASSWORDS[name], *extra)
         assert made.returncode == 0, made.stderr
     log = tmp_path_factory.mktemp("api-filters") / "boom-api.log"
-    url = f"http://127.0.0.1:{PORT}"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "boom-api"), "--port", str(PORT)], env=ENV, stdout=out, stderr=out
-        )
-    try:
-        _wait_up(url, proc, log)
+    with running_api(ENV, PORT, log) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def _wait_up(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"boom-api exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail(f"boom-api did not answer within 60 s:\n{log.read_text()}")
 
 
 def _session(url: str, name: str) -> httpx.Client:

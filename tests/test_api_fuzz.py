@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.surveys import ZTF
 from tests.alerts import packet_paths, read_packet
+from tests.apiserver import boom, running_api
 from tests.conftest import DATA, TEST_CONFIG
 
 #: The module's own database and port, apart from tests/test_api.py's.
@@ -88,9 +88,7 @@ TAGS = (
 
 
 def _boom(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "boom"), *args], env=ENV, capture_output=True, text=True, timeout=60
-    )
+    return boom(ENV, *args)
 
 
 @pytest.fixture(scope="module")
@@ -106,34 +104,16 @@ def fuzz_db(services):
     client.close()
 
 
-def _wait_up(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"boom-api exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail(f"boom-api did not answer within 60 s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def fuzz_url(fuzz_db, tmp_path_factory):
     # An admin reads every collection, so no route stops at a permission check.
     added = _boom("users", "add", USER, "--admin", "--password", PASSWORD)
     assert added.returncode == 0, added.stderr
     log = tmp_path_factory.mktemp("api-fuzz") / "boom-api.log"
-    url = f"http://127.0.0.1:{PORT}"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "boom-api")], env=ENV, stdout=out, stderr=out)
     try:
-        _wait_up(url, proc, log)
-        yield url
+        with running_api(ENV, PORT, log) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
         # A 500's traceback is in the server's log alone: show its errors with the report.
         errors = [line for line in log.read_text().splitlines() if "Error" in line]
         sys.stderr.write("\n".join(errors[-50:]))
