@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from boom_tasks.api.app import create_app
+from boom_tasks.api.throttle import LoginThrottle, TooManyAttempts
 from boom_tasks.api.users import add_user
 from boom_tasks.catalogs.loader import LoadOptions, load_catalog
 from boom_tasks.ingest.indexes import ensure_indexes
@@ -101,3 +102,32 @@ def test_a_join_into_a_catalog_of_another_database_is_400_not_silently_empty(cli
     )
     assert ok.status_code == 200
     assert all(len(d["aux"]) == 1 for d in ok.json()["data"]) and len(ok.json()["data"]) == 2
+
+
+def test_the_login_throttle_forgets_failures_outside_its_window():
+    throttle = LoginThrottle(max_failures=2, window_s=60)
+    throttle.failed("eve", now=0.0)
+    throttle.failed("eve", now=10.0)
+    with pytest.raises(TooManyAttempts) as refused:
+        throttle.check("eve", now=30.0)
+    assert refused.value.headers == {"Retry-After": "31"}
+    throttle.check("eve", now=60.5)  # the first failure has left the window
+    throttle.check("alice", now=30.0)  # other accounts are not affected
+    throttle.failed("bob", now=0.0)
+    throttle.failed("bob", now=1.0)
+    throttle.succeeded("bob")
+    throttle.check("bob", now=2.0)
+
+
+def test_repeated_wrong_passwords_are_answered_429(client):
+    add_user(client.app.state.boom.db(), "target", "the right one")
+    limit = client.app.state.boom.settings.api.login_max_failures
+    for _ in range(limit):
+        wrong = client.post("/auth", data={"username": "target", "password": "guess"})
+        assert wrong.status_code == 401
+    refused = client.post("/auth", data={"username": "target", "password": "the right one"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "too many failed logins" in refused.json()["message"]
+    # Another account still logs in
+    ok = client.post("/auth", data={"username": "admin", "password": "admin password"})
+    assert ok.status_code == 200

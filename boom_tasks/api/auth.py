@@ -82,11 +82,14 @@ def _is_unicode(text: str) -> bool:
 async def post_auth(request: Request, state: StateDep) -> BsonJSONResponse:
     """Return a bearer token for valid credentials; 401 otherwise."""
     username, password = _credentials(await request.body(), request.headers.get("content-type", ""))
+    state.logins.check(username)
     # scrypt costs tens of milliseconds: keep it off the event loop.
     user = await run_in_threadpool(authenticate, state.db(), username, password)
     if user is None:
+        state.logins.failed(username)
         log.info("failed login for user %r", username)
         raise Unauthorized("invalid username or password")
+    state.logins.succeeded(username)
     ttl = state.settings.api.token_ttl_s
     return BsonJSONResponse(
         {

@@ -42,6 +42,10 @@ class ApiSettings(Section):
     #: cell is an index lookup: 100,000 cells is about a 10-degree radius at order 10,
     #: seconds on MongoDB; a 30-degree cone (840,000 cells) took 65 s on SecantusDB.
     max_cone_cells: int = Field(100_000, ge=1)
+    #: Failed logins of one account, within ``login_window_s``, after which ``POST /auth``
+    #: answers 429 until the oldest leaves the window (per API process).
+    login_max_failures: int = Field(10, ge=1)
+    login_window_s: float = Field(300.0, gt=0)
     #: Catalogs (collection names, ``fnmatch`` patterns) a user created without
     #: ``--catalogs`` may read. Operational collections stay admin-only regardless,
     #: and the ``users`` collection is never served (see ``boom_tasks.api.access``).

@@ -18,6 +18,7 @@ from pymongo.database import Database
 from boom_tasks.api.access import Catalogs
 from boom_tasks.api.errors import Unauthorized
 from boom_tasks.api.limits import Limits
+from boom_tasks.api.throttle import LoginThrottle
 from boom_tasks.api.tokens import TokenInvalid, verify
 from boom_tasks.api.users import User, get_user
 from boom_tasks.services.mongo import get_catalog_db, get_db
@@ -39,6 +40,7 @@ class ApiState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.limits = Limits.from_settings(settings.api)
+        self.logins = LoginThrottle(settings.api.login_max_failures, settings.api.login_window_s)
         if settings.api.secret is None:
             log.warning(
                 "api.secret is not set: tokens are signed with a random key and die with "

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(BoomError):
-    """An error answered with ``status`` and its message."""
+    """An error answered with ``status``, its message and ``headers``."""
 
     status = 500
+    headers: dict[str, str] | None = None
 
 
 class BadRequest(ApiError):
@@ -51,7 +52,7 @@ def _answer(status: int, message: str, headers: dict[str, str] | None = None) ->
 
 async def _api_error(request: Request, exc: Exception) -> BsonJSONResponse:
     assert isinstance(exc, ApiError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else exc.headers
     return _answer(exc.status, str(exc), headers)
 
 
