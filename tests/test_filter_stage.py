@@ -256,5 +256,11 @@ def test_cli_adds_tests_and_activates_with_the_match_rate_check(fdb, monkeypatch
         assert "more than filters.max_match_rate" in capsys.readouterr().err
         assert boom("filters", "activate", filter_id, "--reference-night", "20181129") == 0
         assert [f.name for f in load_active(db, "ZTF")] == ["fast"]
+        capsys.readouterr()
+        # and an active filter cannot be updated into an everything-filter either
+        before = db[FILTERS].find_one({"_id": filter_id})
+        assert boom("filters", "update", filter_id, everything) == 2
+        assert "more than filters.max_match_rate" in capsys.readouterr().err
+        assert db[FILTERS].find_one({"_id": filter_id}) == before
     finally:
         get_settings.cache_clear()

@@ -99,8 +99,19 @@ def _update(args: argparse.Namespace, out: TextIO) -> int:
     from boom_tasks.filter.store import add_version, get_filter
     from boom_tasks.surveys import get_survey
 
-    _, db, valkey = _context()
-    survey = get_survey(get_filter(db, args.filter_id)["survey"])
+    settings, db, valkey = _context()
+    doc = get_filter(db, args.filter_id)
+    survey = get_survey(doc["survey"])
+    if doc.get("active"):
+        # The new version runs at once: the guard of `activate` applies to it too.
+        from boom_tasks.filter.testing import check_match_rate
+        from boom_tasks.filter.validate import parse_pipeline, validate_pipeline
+
+        pipeline = validate_pipeline(parse_pipeline(args.pipeline), aux_collection=survey.aux)
+        programids = doc["permissions"].get(survey.name, [])
+        check = check_match_rate(db, survey, pipeline, programids, settings.filters)
+        print(check.summary(), file=out)
+        check.require_within_limit(doc["name"], hint="tighten it, or deactivate the filter first")
     fid = add_version(db, args.filter_id, args.pipeline, args.changelog, survey.aux)
     signal_change(valkey)
     print(f"filter {args.filter_id}: version {fid} stored and made the active version", file=out)
