@@ -186,6 +186,7 @@ def test_a_dead_letter_is_seen_requeued_from_the_page_and_processed(stack, brows
         assert _cell(page, f'td[data-queue="ztf_ingest"][data-state="{state}"]') == "0"
     # And the queue's page says why it died (the exception the worker stored)
     page.click('a[href="/queues/ztf_ingest"]')
+    page.screenshot(path=str(tmp_path / "queue-dead.png"), full_page=True)
     error = _cell(page, "td.err")
     assert "BatchVanished" in error and batch_key in error and "replay" in error
     assert batch_key in _cell(page, "td code")
