@@ -55,6 +55,7 @@ from boom_tasks.filter.store import (
     get_filter,
     list_filters,
     set_active,
+    stored_programids,
     version_pipeline,
 )
 from boom_tasks.filter.testing import (
@@ -159,10 +160,6 @@ def _requested_programids(
     return programids
 
 
-def _stored_programids(doc: Mapping[str, Any]) -> list[int]:
-    return list(doc.get("permissions", {}).get(doc["survey"], []))
-
-
 # --- running pipelines on stored alerts -------------------------------------------------
 
 
@@ -189,12 +186,8 @@ def _dry_run(
 
 def _match_rate(ctx: Ctx, doc: Mapping[str, Any], pipeline: list[dict], night: str | None) -> dict:
     """Run the activation guard (as ``boom filters activate``); 400 past the limit."""
-    survey = _survey(doc["survey"])
-    programids = _stored_programids(doc)
-    check = check_match_rate(
-        ctx.state.db(), survey, pipeline, programids, ctx.state.settings.filters, night
-    )
     with _filter_errors():
+        check = check_match_rate(ctx.state.db(), doc, pipeline, ctx.state.settings.filters, night)
         check.require_within_limit(doc["name"], hint="tighten it")
     return _check_answer(check)
 
@@ -321,7 +314,7 @@ def post_version(filter_id: str, body: VersionPost, ctx: CtxDep) -> BsonJSONResp
     """
     doc = _owned(ctx, filter_id)
     survey = _survey(doc["survey"])
-    programids = _stored_programids(doc)
+    programids = stored_programids(doc)
     _require_programids(ctx, programids)
     pipeline = _accepted(body.pipeline, survey)
     _dry_run(ctx, survey, pipeline, programids)
@@ -352,7 +345,7 @@ def post_activate(
     doc = _owned(ctx, filter_id)
     with _filter_errors():
         fid, pipeline = version_pipeline(doc, body.fid)
-    _require_programids(ctx, _stored_programids(doc))
+    _require_programids(ctx, stored_programids(doc))
     if body.force and not ctx.user.admin:
         raise Forbidden("only an administrator may skip the match-rate check (force)")
     check = None if body.force else _match_rate(ctx, doc, pipeline, body.reference_night)
@@ -387,7 +380,7 @@ def post_test_stored(
     doc = _owned(ctx, filter_id)
     with _filter_errors():
         fid, pipeline = version_pipeline(doc, body.fid)
-    programids = _stored_programids(doc)
+    programids = stored_programids(doc)
     _require_programids(ctx, programids)
     answer = _trial(ctx, _survey(doc["survey"]), pipeline, programids, body)
     answer["filter"] = {"id": filter_id, "name": doc["name"], "fid": fid}

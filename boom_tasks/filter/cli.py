@@ -94,30 +94,6 @@ def _add(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _update(args: argparse.Namespace, out: TextIO) -> int:
-    from boom_tasks.filter.cache import signal_change
-    from boom_tasks.filter.store import add_version, get_filter
-    from boom_tasks.surveys import get_survey
-
-    settings, db, valkey = _context()
-    doc = get_filter(db, args.filter_id)
-    survey = get_survey(doc["survey"])
-    if doc.get("active"):
-        # The new version runs at once: the guard of `activate` applies to it too.
-        from boom_tasks.filter.testing import check_match_rate
-        from boom_tasks.filter.validate import parse_pipeline, validate_pipeline
-
-        pipeline = validate_pipeline(parse_pipeline(args.pipeline), aux_collection=survey.aux)
-        programids = doc["permissions"].get(survey.name, [])
-        check = check_match_rate(db, survey, pipeline, programids, settings.filters)
-        print(check.summary(), file=out)
-        check.require_within_limit(doc["name"], hint="tighten it, or deactivate the filter first")
-    fid = add_version(db, args.filter_id, args.pipeline, args.changelog, survey.aux)
-    signal_change(valkey)
-    print(f"filter {args.filter_id}: version {fid} stored and made the active version", file=out)
-    return 0
-
-
 def _list(args: argparse.Namespace, out: TextIO) -> int:
     from boom_tasks.filter.store import list_filters
 
@@ -145,7 +121,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     commands = {
         "add": _add,
-        "update": _update,
+        "update": cli_run.update,
         "list": _list,
         "activate": cli_run.activate,
         "deactivate": cli_run.deactivate,

@@ -1,4 +1,4 @@
-"""``boom filters activate|deactivate|test``: the commands that run a filter on stored alerts."""
+"""``boom filters update|activate|deactivate|test``: what runs or guards a filter version."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from typing import Any, TextIO
 
 from boom_tasks.filter.cli import _context, _programids, print_passes
+from boom_tasks.filter.store import get_filter, stored_programids, version_pipeline
 from boom_tasks.filter.testing import (
     MatchRateTooHigh,
     Selection,
@@ -15,36 +16,64 @@ from boom_tasks.filter.testing import (
     select_candids,
 )
 
-__all__ = ["MatchRateTooHigh", "activate", "deactivate", "test"]
+__all__ = ["MatchRateTooHigh", "activate", "deactivate", "test", "update"]
 
 
 def _stored(db: Any, filter_id: str, fid: str | None) -> tuple[dict, str, list[dict]]:
-    from boom_tasks.filter.store import get_filter, version_pipeline
-
     doc = get_filter(db, filter_id)
     fid, pipeline = version_pipeline(doc, fid)
     return doc, fid, pipeline
+
+
+def _require_match_rate(
+    settings: Any,
+    db: Any,
+    doc: dict,
+    pipeline: list[dict],
+    night: str | None,
+    hint: str,
+    out: TextIO,
+) -> None:
+    """Print the match-rate check of a version about to run; raise MatchRateTooHigh past it."""
+    check = check_match_rate(db, doc, pipeline, settings.filters, night)
+    print(check.summary(), file=out)
+    check.require_within_limit(doc["name"], hint=hint)
 
 
 def activate(args: argparse.Namespace, out: TextIO) -> int:
     """Check the match rate on a reference night, then activate (raises MatchRateTooHigh)."""
     from boom_tasks.filter.cache import signal_change
     from boom_tasks.filter.store import set_active
-    from boom_tasks.surveys import get_survey
 
     settings, db, valkey = _context()
     doc, fid, pipeline = _stored(db, args.filter_id, args.version)
-    survey = get_survey(doc["survey"])
     if not args.force:
-        programids = doc["permissions"].get(survey.name, [])
-        check = check_match_rate(
-            db, survey, pipeline, programids, settings.filters, args.reference_night
-        )
-        print(check.summary(), file=out)
-        check.require_within_limit(doc["name"], hint="tighten it (or --force)")
+        hint = "tighten it (or --force)"
+        _require_match_rate(settings, db, doc, pipeline, args.reference_night, hint, out)
     set_active(db, args.filter_id, True, fid=fid)
     signal_change(valkey)
     print(f"filter {doc['name']} ({args.filter_id}) active, version {fid}", file=out)
+    return 0
+
+
+def update(args: argparse.Namespace, out: TextIO) -> int:
+    """Add a version and make it the active one; an active filter's is checked first."""
+    from boom_tasks.filter.cache import signal_change
+    from boom_tasks.filter.store import add_version
+    from boom_tasks.filter.validate import parse_pipeline, validate_pipeline
+    from boom_tasks.surveys import get_survey
+
+    settings, db, valkey = _context()
+    doc = get_filter(db, args.filter_id)
+    aux = get_survey(doc["survey"]).aux
+    if doc.get("active"):
+        # The new version runs at once: the guard of `activate` applies to it too.
+        pipeline = validate_pipeline(parse_pipeline(args.pipeline), aux_collection=aux)
+        hint = "tighten it, or deactivate the filter first"
+        _require_match_rate(settings, db, doc, pipeline, None, hint, out)
+    fid = add_version(db, args.filter_id, args.pipeline, args.changelog, aux)
+    signal_change(valkey)
+    print(f"filter {args.filter_id}: version {fid} stored and made the active version", file=out)
     return 0
 
 
@@ -73,7 +102,7 @@ def _test_pipeline(args: argparse.Namespace, db: Any) -> tuple[list[dict], list[
         pipeline = validate_pipeline(parse_pipeline(_pipeline_arg(text)), aux_collection=aux)
         return pipeline, _programids(args.programids), "inline pipeline"
     doc, fid, pipeline = _stored(db, text, args.version)
-    return pipeline, doc["permissions"].get(doc["survey"], []), f"{doc['name']} version {fid}"
+    return pipeline, stored_programids(doc), f"{doc['name']} version {fid}"
 
 
 def test(args: argparse.Namespace, out: TextIO) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +151,11 @@ def set_active(
         db[FILTERS].update_one({"_id": filter_id}, {"$set": update})
 
 
+def stored_programids(doc: Mapping[str, Any]) -> list[int]:
+    """Return the programids a stored filter runs on: its permissions for its survey."""
+    return list(doc.get("permissions", {}).get(doc["survey"], []))
+
+
 def version_pipeline(doc: dict[str, Any], fid: str | None = None) -> tuple[str, list[dict]]:
     """Return ``(fid, pipeline)`` of a filter's version (its active one by default)."""
     fid = fid or doc["active_fid"]
@@ -172,7 +177,7 @@ def load_active(db: Database, survey: str) -> list[ActiveFilter]:
                 id=str(doc["_id"]),
                 name=doc["name"],
                 fid=fid,
-                programids=list(doc.get("permissions", {}).get(survey, [])),
+                programids=stored_programids(doc),
                 pipeline=pipeline,
                 uses_aux=uses_aux(pipeline),
             )

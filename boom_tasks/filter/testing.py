@@ -10,7 +10,7 @@ functions, so a trial and the activation guard answer the same wherever they are
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,9 @@ from pymongo.database import Database
 from boom_tasks.errors import BoomError
 from boom_tasks.filter.config import FilterSettings
 from boom_tasks.filter.pipeline import chunked_run_pipelines
+from boom_tasks.filter.store import stored_programids
 from boom_tasks.services.mongo import mongo_errors, user_aggregate
-from boom_tasks.surveys import Survey
+from boom_tasks.surveys import Survey, get_survey
 
 #: A trial may run this many times the stage's per-batch budget on each chunk: a
 #: person runs it once and waits for it, where the stage must keep pace with the night.
@@ -171,20 +172,21 @@ class MatchRateCheck:
 
 def check_match_rate(
     db: Database,
-    survey: Survey,
+    doc: Mapping[str, Any],
     pipeline: list[dict[str, Any]],
-    programids: Sequence[int],
     filters: FilterSettings,
     night: str | None = None,
 ) -> MatchRateCheck:
-    """Run a filter over a reference night before it may be activated (BOOM's guard).
+    """Run a version of a stored filter over a reference night before it may run (BOOM's guard).
 
     Parameters
     ----------
-    db, survey
+    db
         Where the night's alerts are stored.
-    pipeline, programids
-        The filter's version to check and the programids it runs on.
+    doc
+        The stored filter: its survey and programids (:func:`stored_programids`) apply.
+    pipeline
+        The version to check.
     filters
         The filter settings: ``max_match_rate``, the budget and the chunk size.
     night
@@ -197,6 +199,8 @@ def check_match_rate(
     QueryRejected
         If the database refuses the pipeline.
     """
+    survey = get_survey(doc["survey"])
+    programids = stored_programids(doc)
     night = night or latest_night(db, survey)
     candids = select_candids(db, survey, Selection(jd_range=night_jd_range(night))) if night else []
     if not candids:
