@@ -40,12 +40,11 @@ def hand_on(
     times: dict[str, float],
     next_stage: dramatiq.Actor | None,
     count: int | None = None,
-) -> dict[str, float]:
+) -> None:
     """Stamp ``stage`` finished, send ``candids`` (if any) to ``next_stage``, count the stage.
 
     ``count`` is the number of alerts the stage handled (default: ``len(candids)``);
-    it differs when a stage forwards only some, as the filter stage does. Returns the
-    stamped ``times``.
+    it differs when a stage forwards only some, as the filter stage does.
     """
     times = stamp(times, stage)
     if next_stage is not None and candids:
@@ -53,4 +52,3 @@ def hand_on(
     handled = len(candids) if count is None else count
     valkey = get_client(get_settings().valkey)
     record_stage(valkey, survey, stage, handled, times, times[stage])
-    return times

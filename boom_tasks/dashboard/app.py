@@ -41,7 +41,7 @@ _basic = HTTPBasic(auto_error=False)
 DeadLetterAction = Callable[[redis.Redis, str, str], object]
 
 
-def _login(settings: Settings):  # type: ignore[no-untyped-def]
+def _login(settings: Settings) -> Callable[..., None]:
     """Return a dependency admitting only admin accounts of the API (HTTP Basic)."""
 
     def check(credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
@@ -74,7 +74,7 @@ class Dashboard:
         self.settings = settings
         self.queues = survey_queues([s.queue_prefix for s in SURVEYS.values()])
 
-    def valkey(self):  # type: ignore[no-untyped-def]
+    def valkey(self) -> redis.Redis:
         """Return this process's Valkey client."""
         return get_client(self.settings.valkey)
 

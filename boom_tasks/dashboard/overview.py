@@ -18,10 +18,10 @@ from boom_tasks.bridge.consumer import bridge_group
 from boom_tasks.broker import NAMESPACE
 from boom_tasks.errors import BoomError
 from boom_tasks.filter.store import FILTERS
-from boom_tasks.monitor.lag import PartitionLag, consumer_lag
-from boom_tasks.monitor.quarantine import Quarantined, recent_quarantine
-from boom_tasks.monitor.queues import QueueCounts, queue_counts, survey_queues
-from boom_tasks.monitor.stats import StageFigures, passes_per_hour, stage_figures
+from boom_tasks.monitor.lag import consumer_lag
+from boom_tasks.monitor.quarantine import recent_quarantine
+from boom_tasks.monitor.queues import queue_counts, survey_queues
+from boom_tasks.monitor.stats import passes_per_hour, stage_figures
 from boom_tasks.services.mongo import mongo_errors
 from boom_tasks.services.valkey import valkey_errors
 from boom_tasks.settings import Settings
@@ -123,16 +123,3 @@ def gather(
         surveys=[_survey(settings, valkey, db, s, now) for s in SURVEYS.values()],
         filter_names=names.value or {},
     )
-
-
-__all__ = [
-    "Overview",
-    "PartitionLag",
-    "Quarantined",
-    "QueueCounts",
-    "Section",
-    "StageFigures",
-    "SurveyOverview",
-    "gather",
-    "read",
-]

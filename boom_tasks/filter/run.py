@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,9 +126,7 @@ def _record_failure(
 
 
 def _count_new(outcomes: Sequence[FilterOutcome], new: list[dict[str, Any]]) -> None:
-    by_filter: dict[str, int] = {}
-    for p in new:
-        by_filter[p["filter_id"]] = by_filter.get(p["filter_id"], 0) + 1
+    by_filter = Counter(p["filter_id"] for p in new)
     for o in outcomes:
         o.new_passes = by_filter.get(o.filter.id, 0)
 
