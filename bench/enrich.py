@@ -49,7 +49,7 @@ from boom_tasks.ml.stage import enrich_batch  # noqa: E402
 from boom_tasks.services.mongo import get_db  # noqa: E402
 from boom_tasks.settings import get_settings  # noqa: E402
 from boom_tasks.surveys.ztf import ZTF  # noqa: E402
-from boom_tasks.synth import synth_alerts  # noqa: E402
+from boom_tasks.surveys.ztf.synth import synth_alerts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CATALOG_FILES = {

@@ -54,7 +54,7 @@ from boom_tasks.replay.producer import produce_packets  # noqa: E402
 from boom_tasks.services.kafka import consumer_config  # noqa: E402
 from boom_tasks.settings import Settings, get_settings  # noqa: E402
 from boom_tasks.surveys.ztf import ZTF  # noqa: E402
-from boom_tasks.synth import synth_alerts  # noqa: E402
+from boom_tasks.surveys.ztf.synth import synth_alerts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 STAGES = ("ingest", "crossmatch", "ml", "filter", "output")

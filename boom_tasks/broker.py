@@ -7,7 +7,8 @@ silently creates a default broker on localhost; :mod:`boom_tasks.actors` calls
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -16,6 +17,9 @@ from dramatiq.results.backends import RedisBackend
 
 from boom_tasks.errors import TransientError
 from boom_tasks.settings import Settings, WorkerSettings
+
+if TYPE_CHECKING:
+    from boom_tasks.surveys.base import Survey
 
 #: Namespace of Dramatiq's keys in Valkey (queues are ``dramatiq:<queue>``).
 NAMESPACE = "dramatiq"
@@ -30,6 +34,18 @@ def setup_broker(settings: Settings) -> RedisBroker:
     broker.add_middleware(Results(backend=RedisBackend(url=settings.valkey.url)))
     dramatiq.set_broker(broker)
     return broker
+
+
+def queue_name(survey: Survey, stage: str) -> str:
+    """Return the Dramatiq queue (and actor name) of one survey's stage: ``ztf_ingest``."""
+    return f"{survey.queue_prefix}_{stage}"
+
+
+def stage_actor(
+    broker: dramatiq.Broker, name: str, worker: WorkerSettings
+) -> Callable[[Callable[..., Any]], dramatiq.Actor]:
+    """Return the decorator declaring a stage's actor ``name`` on ``broker``, on its own queue."""
+    return dramatiq.actor(broker=broker, actor_name=name, queue_name=name, **actor_options(worker))
 
 
 def actor_options(worker: WorkerSettings) -> dict[str, Any]:

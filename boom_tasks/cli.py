@@ -36,15 +36,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _night(args: argparse.Namespace) -> int:
     from boom_tasks import night
-    from boom_tasks.replay.download import fetch_night
+    from boom_tasks.bridge.intake import intake_topic
+    from boom_tasks.replay.cli import night_source
     from boom_tasks.replay.producer import produce_night
     from boom_tasks.settings import get_settings
     from boom_tasks.surveys import get_survey
 
     settings, survey = get_settings(), get_survey(args.survey)
-    source = args.source or fetch_night(args.date)
+    source = night_source(survey, args.date, args.source)
     started = time.monotonic()
-    produced = produce_night(settings, survey, args.date, source)
+    topic = intake_topic(settings, survey, args.date)
+    produced = produce_night(settings, survey, args.date, source, topic=topic)
     workers = night.start_workers(args.workers)
     try:
         bridge = [night.bin_path("boom-bridge"), survey.name, "--date", args.date, "--exit-on-eof"]

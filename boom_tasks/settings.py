@@ -2,7 +2,8 @@
 
 Values come, in increasing precedence, from the defaults below, one YAML file
 (``config/default.yaml`` unless ``BOOM_CONFIG`` names another), and environment
-variables ``BOOM_<SECTION>__<KEY>`` (as BOOM does), e.g. ``BOOM_VALKEY__PORT=6380``.
+variables ``BOOM_<SECTION>__<KEY>`` (as BOOM does), e.g. ``BOOM_VALKEY__PORT=6380``,
+nested to any depth (``BOOM_INTAKE__LSST__SASL_PASSWORD``: survey keys keep their case).
 Unknown keys are rejected when the process starts, with the offending path.
 """
 
@@ -11,14 +12,22 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from boom_tasks.api.config import ApiSettings
 from boom_tasks.config_base import PROJECT_ROOT, Section, project_path
-from boom_tasks.crossmatch.config import DEFAULT_CROSSMATCH, CrossmatchCatalog
+from boom_tasks.crossmatch.config import DEFAULT_CATALOGS, CrossmatchCatalog
 from boom_tasks.dashboard.config import DashboardSettings
 from boom_tasks.errors import ConfigError
 from boom_tasks.filter.config import FilterSettings
@@ -56,6 +65,30 @@ class KafkaSettings(Section):
     #: Milliseconds before a silent (crashed) bridge's partitions go to another bridge;
     #: shorter than librdkafka's 45 s so a restarted bridge resumes quickly.
     session_timeout_ms: int = Field(10_000, ge=6_000)
+
+
+class IntakeSettings(Section):
+    """Where one survey's alerts come from, when not the defaults of ``kafka`` and the survey.
+
+    Rubin's alerts come from Rubin's own Kafka cluster, with SCRAM credentials;
+    ZTF's from another. The password is read from the environment
+    (``BOOM_INTAKE__LSST__SASL_PASSWORD``), never from a file in the repository,
+    and is never logged (``SecretStr`` prints as stars).
+    """
+
+    #: Kafka cluster of the survey's stream (None: ``kafka.bootstrap_servers``).
+    bootstrap_servers: str | None = None
+    #: Topic to consume (None: the survey's own naming, e.g. ztf_YYYYMMDD_programid1).
+    topic: str | None = None
+    #: librdkafka ``security.protocol``.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: librdkafka ``sasl.mechanism`` (Rubin: SCRAM-SHA-512).
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    #: Confluent-compatible schema registry for the packets' schema ids (LSST); the
+    #: schemas shipped by ``lsst-alert-packet`` are the fallback.
+    schema_registry_url: str | None = None
 
 
 class MongoSettings(Section):
@@ -129,15 +162,19 @@ class Settings(Section):
     bridge: BridgeSettings = BridgeSettings()
     worker: WorkerSettings = WorkerSettings()
     local: LocalServicesSettings = LocalServicesSettings()
+    #: Per-survey intake overrides (cluster, topic, credentials, schema registry).
+    intake: dict[str, IntakeSettings] = {}
     #: Catalogs each survey's new objects are matched with, by survey name.
-    crossmatch: dict[str, list[CrossmatchCatalog]] = DEFAULT_CROSSMATCH
+    crossmatch: dict[str, list[CrossmatchCatalog]] = Field(
+        default_factory=lambda: _every_survey(DEFAULT_CATALOGS)
+    )
     ml: MLSettings = MLSettings()
     filters: FilterSettings = FilterSettings()
     output: OutputSettings = OutputSettings()
     api: ApiSettings = ApiSettings()
     dashboard: DashboardSettings = DashboardSettings()
 
-    @field_validator("crossmatch")
+    @field_validator("crossmatch", "intake")
     @classmethod
     def _known_surveys(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_surveys(value)
@@ -146,6 +183,13 @@ class Settings(Section):
     def _known_model_surveys(self) -> Settings:
         _check_surveys(self.ml.models)
         return self
+
+
+def _every_survey(catalogs: tuple[CrossmatchCatalog, ...]) -> dict[str, list[CrossmatchCatalog]]:
+    """Return the same catalogs for every registered survey (the default crossmatch)."""
+    from boom_tasks.surveys import SURVEYS
+
+    return {name: list(catalogs) for name in SURVEYS}
 
 
 def _check_surveys(by_survey: dict[str, Any]) -> dict[str, Any]:
@@ -158,16 +202,70 @@ def _check_surveys(by_survey: dict[str, Any]) -> dict[str, Any]:
     return by_survey
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Collect ``BOOM_<SECTION>__<KEY>`` variables into a nested dict of YAML-parsed values."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, raw in environ.items():
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Collect ``BOOM_<SECTION>__<KEY>`` variables, at any depth, into a nested dict.
+
+    ``__`` separates the levels: ``BOOM_BRIDGE__BATCH_SIZE=500`` sets ``bridge.batch_size``
+    and ``BOOM_INTAKE__LSST__SASL_PASSWORD=...`` sets ``intake.LSST.sasl_password``.
+    Field names are matched lower-cased; keys of a mapping (survey names, which are
+    upper-case) are kept as written.
+
+    Raises
+    ------
+    ConfigError
+        If a value is not valid YAML, or a variable reaches inside another's plain value.
+    """
+    out: dict[str, Any] = {}
+    # Sorted, so BOOM_INTAKE__LSST (a YAML mapping) is set before BOOM_INTAKE__LSST__TOPIC.
+    for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        # YAML parsing gives "6380" -> 6380 and "true" -> True without literal_eval.
-        out.setdefault(section, {})[key] = yaml.safe_load(raw)
+        path, kind = _env_path(name[len(ENV_PREFIX) :].split("__"))
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name} reaches inside a value another BOOM_ variable sets")
+        # Text is taken as it is: a password such as "12:30" or "*x" is not YAML.
+        node[path[-1]] = raw if _is_text(kind) else _yaml_value(name, raw)
     return out
+
+
+def _env_path(parts: list[str]) -> tuple[list[str], Any]:
+    """Return the settings path a variable's ``__``-separated parts name, and its type."""
+    path: list[str] = []
+    kind: Any = Settings
+    for part in parts:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(part.lower())
+            path.append(part.lower())
+            kind = field.annotation if field else None
+        elif get_origin(kind) is dict:
+            path.append(part)
+            kind = get_args(kind)[1]
+        else:  # an unknown key: validation rejects it with its path
+            path.append(part.lower())
+            kind = None
+    return path, kind
+
+
+def _is_text(kind: Any) -> bool:
+    """Tell whether a field holds text: str, SecretStr, a Literal of strings, or optional."""
+    if kind in (str, SecretStr):
+        return True
+    args = [a for a in get_args(kind) if a is not type(None)]
+    if get_origin(kind) is Literal:
+        return all(isinstance(a, str) for a in args)
+    return get_origin(kind) in (Union, UnionType) and bool(args) and all(map(_is_text, args))
+
+
+def _yaml_value(name: str, raw: str) -> Any:
+    """Parse a variable's value as YAML: "6380" -> 6380 and "true" -> True, no literal_eval."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        # The value is not quoted back: it may be a credential.
+        raise ConfigError(f"environment variable {name} is not a valid YAML value") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

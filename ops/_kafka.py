@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from _process import BIND_HOST, ServiceError, port_open
@@ -101,13 +102,26 @@ def prepare(settings: Settings) -> list[str]:
         If java or maven is missing, or installing or formatting fails.
     """
     local = settings.local
-    java = _tool("java")
-    libs = install(local.kafka_version)
+    jvm = jvm_command(local.kafka_version, local.path())
     props = write_properties(settings)
-    jvm = [java, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", f"-Dkafka.logs.dir={local.path()}"]
-    jvm += ["-cp", f"{libs}/*"]
-    _format_once(jvm, props, local.path() / "kafka" / "data")
+    format_once(jvm, props, local.path() / "kafka" / "data")
     return [jvm[0], f"-Xmx{local.kafka_heap}", *jvm[1:], "kafka.Kafka", str(props)]
+
+
+def jvm_command(version: str, logs_dir: Path) -> list[str]:
+    """Return ``java -D... -cp '<libs>/*'``: the start of every Kafka command line.
+
+    Installs Kafka ``version`` first if needed; its log4j2 logs go to ``logs_dir``.
+
+    Raises
+    ------
+    ServiceError
+        If java or maven is missing, or installing fails.
+    """
+    java = _tool("java")
+    libs = install(version)
+    jvm = [java, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", f"-Dkafka.logs.dir={logs_dir}"]
+    return [*jvm, "-cp", f"{libs}/*"]
 
 
 def write_properties(settings: Settings) -> Path:
@@ -145,13 +159,30 @@ def write_properties(settings: Settings) -> Path:
     return path
 
 
-def _format_once(jvm: list[str], props: Path, data: Path) -> None:
+def format_once(jvm: list[str], props: Path, data: Path, scram: Sequence[str] = ()) -> None:
+    """Format the storage of a new node (``meta.properties`` absent), else do nothing.
+
+    Parameters
+    ----------
+    jvm
+        Start of the command line, from :func:`jvm_command`.
+    props
+        The node's ``server.properties``.
+    data
+        Its ``log.dirs``.
+    scram
+        SCRAM users to create, as ``StorageTool --add-scram`` takes them
+        (``SCRAM-SHA-512=[name=alice,password=...]``): a SASL listener's users
+        must exist before the broker starts.
+    """
     if (data / "meta.properties").exists():
         return
     cluster_id = _cluster_id()
     logger.info("kafka: formatting %s (cluster id %s)", data, cluster_id)
     cmd = [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id]
     cmd += ["-c", str(props)]
+    for user in scram:
+        cmd += ["--add-scram", user]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S)
     except subprocess.TimeoutExpired:

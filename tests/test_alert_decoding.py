@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from boom_tasks.alert import ztf
 from boom_tasks.alert.avro import decode_first_record
 from boom_tasks.errors import AlertRejected
+from boom_tasks.surveys.ztf import packets as ztf
 from tests.alerts import packet_paths, read_packet, reference_record
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

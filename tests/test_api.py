@@ -371,7 +371,7 @@ def test_unreadable_and_unknown_catalogs_are_404(client, admin):
     with pytest.raises(APINotFoundError):
         admin.find("users", {})
     # A survey this broker does not ingest answers empty, as get_object expects
-    assert client.find("LSST_alerts_aux", {}) == []
+    assert client.find("DECAM_alerts_aux", {}) == []
 
 
 def test_oversized_answers_and_too_many_positions_are_400(client, api_db):

@@ -275,7 +275,7 @@ def test_an_invalid_pipeline_is_answered_with_every_problem(alice, fdb):
         {"$out": "stolen"},
     ]
     with pytest.raises(FilterInvalid) as refused:
-        validate_pipeline(bad)
+        validate_pipeline(bad, aux_collection=ZTF.aux)
     problems = refused.value.problems
     assert len(problems) >= 3
     count = fdb[FILTERS].count_documents({})
@@ -306,7 +306,7 @@ def test_an_invalid_pipeline_is_answered_with_every_problem(alice, fdb):
     # A request body that is not a filter at all: 400 naming the field, never a 500
     assert "pipeline" in _refused(alice.post("/filters/validate", json={}), 400)
     assert "pipelin" in _refused(alice.post("/filters/validate", json={"pipelin": []}), 400)
-    assert "LSST" in _refused(alice.post("/filters/validate", json=_on("LSST")), 400)
+    assert "PTF" in _refused(alice.post("/filters/validate", json=_on("PTF")), 400)
 
 
 def _on(survey: str) -> dict[str, Any]:

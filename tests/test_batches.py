@@ -1,5 +1,7 @@
 """The Valkey batch store and the retry policy of actors (real Valkey)."""
 
+import dataclasses
+
 import pytest
 
 from boom_tasks.batches import complete_batch, load_batch, pending_alerts, store_batch
@@ -7,12 +9,12 @@ from boom_tasks.broker import actor_options
 from boom_tasks.errors import BatchVanished, PermanentError, ServiceUnavailable
 from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import WorkerSettings
-from boom_tasks.surveys.base import Survey
+from boom_tasks.surveys.ztf import ZTF
 
 
 @pytest.mark.services
 def test_batch_round_trip_and_done_marker(services, unique):
-    survey = Survey(name=f"B{unique}", topic_template="b_{date}")
+    survey = dataclasses.replace(ZTF, name=f"B{unique}", topic_template="b_{date}")
     client = get_client(services.valkey)
     ref = store_batch(client, survey, [b"a", b"bb", b"ccc"], ttl_s=3600)
     assert ref.count == 3 and client.ttl(ref.key) > 3000
@@ -31,7 +33,7 @@ def test_unreachable_valkey_is_a_transient_error():
 
     client = get_client(ValkeySettings(port=1))
     with pytest.raises(ServiceUnavailable, match="Valkey unavailable"):
-        pending_alerts(client, Survey(name="X", topic_template="x"))
+        pending_alerts(client, dataclasses.replace(ZTF, name="X", topic_template="x"))
 
 
 def test_only_transient_errors_are_retried_and_only_max_retries_times():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from boom_tasks.bridge.consumer import Bridge, TopicMissing
 from boom_tasks.services.kafka import consumer_config, ensure_topic, producer_config
 from boom_tasks.services.valkey import get_client
 from boom_tasks.surveys.base import Survey
+from boom_tasks.surveys.ztf import ZTF
 from tests.alerts import packet_paths, read_packet
 
 pytestmark = pytest.mark.services
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.services
 
 def _survey(unique: str) -> Survey:
     # A private survey name keeps this test's pending counter apart from others'.
-    return Survey(name=f"T{unique}", topic_template="t_{date}")
+    return dataclasses.replace(ZTF, name=f"T{unique}", topic_template="t_{date}")
 
 
 def _produce(settings, topic: str, packets: list[bytes], partitions: int = 2) -> None:

@@ -218,9 +218,10 @@ def _check_processed_overview(page, filter_id: str) -> None:
     """Every stage handled the batch; the filter's passes and the latency are shown."""
     assert _cell(page, 'td[data-queue="ztf_ingest"][data-state="dead"]') == "0"
     for stage in ("ingested", "crossmatched", "enriched", "filtered", "published"):
-        assert _cell(page, f'td[data-stage="{stage}"][data-count="window"]') == str(PACKETS)
+        ztf_stage = f'td[data-survey="ZTF"][data-stage="{stage}"]'
+        assert _cell(page, f'{ztf_stage}[data-count="window"]') == str(PACKETS)
     assert _cell(page, f'td[data-filter="{filter_id}"][data-passes="window"]') == str(PACKETS)
-    row = page.locator("tr", has=page.locator('td[data-stage="published"]'))
+    row = page.locator("tr", has=page.locator('td[data-survey="ZTF"][data-stage="published"]'))
     p50 = row.locator("td").nth(4).inner_text()
     assert p50.endswith((" s", " min")), p50
     assert _cell(page, '[data-quarantined="ZTF"]') == "0"

@@ -20,6 +20,7 @@ from boom_tasks.filter.validate import (
     validate_pipeline,
 )
 from boom_tasks.ingest.history import HISTORY_FIELDS
+from boom_tasks.surveys.ztf import ZTF
 
 AUX = "ZTF_alerts_aux"
 LAST = {"$project": {"objectId": 1, "annotations": 1}}
@@ -52,9 +53,9 @@ REALISTIC = [
 ]
 
 
-def problems_of(pipeline, **kwargs) -> list[str]:
+def problems_of(pipeline, aux_collection=AUX) -> list[str]:
     with pytest.raises(FilterInvalid) as caught:
-        validate_pipeline(pipeline, **kwargs)
+        validate_pipeline(pipeline, aux_collection=aux_collection)
     return caught.value.problems
 
 
@@ -92,7 +93,7 @@ def test_json_that_is_not_an_array_is_refused():
 
 
 def test_realistic_filter_is_returned_unchanged():
-    assert validate_pipeline(REALISTIC) is REALISTIC
+    assert validate_pipeline(REALISTIC, aux_collection=AUX) is REALISTIC
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,7 @@ def test_realistic_filter_is_returned_unchanged():
 )
 def test_per_alert_stages_are_accepted(stage):
     pipeline = [CUT, stage, LAST]
-    assert validate_pipeline(pipeline) is pipeline
+    assert validate_pipeline(pipeline, aux_collection=AUX) is pipeline
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ def test_per_alert_stages_are_accepted(stage):
     ],
 )
 def test_last_project_keeping_objectid_is_accepted(last):
-    assert validate_pipeline([CUT, last])
+    assert validate_pipeline([CUT, last], aux_collection=AUX)
 
 
 # --- refused: shape --------------------------------------------------------
@@ -308,7 +309,7 @@ def test_every_problem_is_reported_at_once():
 
 def test_variables_and_field_paths_are_values_not_operators():
     stage = {"$set": {"a": "$$ROOT", "b": "$candidate.magpsf", "c": "$$NOW", "d": "$"}}
-    assert validate_pipeline([CUT, stage, LAST])
+    assert validate_pipeline([CUT, stage, LAST], aux_collection=AUX)
 
 
 # --- refused: dropping the fields the broker needs ---------------------------
@@ -393,15 +394,15 @@ def test_aux_history_fields_match_what_ingest_stores():
 
 
 def test_match_on_batch_and_permissions_comes_first_without_lookup_when_unneeded():
-    pipeline = run_pipeline([CUT, LAST], candids=[11, 12], programids=[1, 2], aux_collection=AUX)
-    assert pipeline == [batch_match([11, 12], [1, 2]), CUT, LAST]
+    pipeline = run_pipeline([CUT, LAST], candids=[11, 12], programids=[1, 2], survey=ZTF)
+    assert pipeline == [batch_match([11, 12], [1, 2], ZTF.permissions), CUT, LAST]
     assert pipeline[0] == {
         "$match": {"_id": {"$in": [11, 12]}, "candidate.programid": {"$in": [1, 2]}}
     }
 
 
 def test_lookup_is_added_before_the_first_stage_reading_aux():
-    pipeline = run_pipeline(REALISTIC, candids=[11], programids=[1], aux_collection=AUX)
+    pipeline = run_pipeline(REALISTIC, candids=[11], programids=[1], survey=ZTF)
     operators = [next(iter(stage)) for stage in pipeline]
     # the filter's first cuts run before the join, the join before the crossmatch cut
     assert operators == [
@@ -431,7 +432,7 @@ def test_lifted_history_keeps_permitted_points_before_the_alert():
         [{"$match": {"prv_candidates.1": {"$exists": True}}}, LAST],
         candids=[11],
         programids=[1, 3],
-        aux_collection=AUX,
+        survey=ZTF,
     )
     lifted = pipeline[3]["$addFields"]["prv_candidates"]["$filter"]
     assert lifted["input"] == {"$ifNull": ["$aux.prv_candidates", []]}
@@ -447,7 +448,7 @@ def test_lifted_crossmatches_default_to_an_empty_document():
         [{"$match": {"cross_matches.vsx.0": {"$exists": False}}}, LAST],
         candids=[1],
         programids=[1],
-        aux_collection=AUX,
+        survey=ZTF,
     )
     assert pipeline[3] == {"$addFields": {"cross_matches": {"$ifNull": ["$aux.cross_matches", {}]}}}
     # the join happens before the user's first stage, which reads it
@@ -456,5 +457,5 @@ def test_lifted_crossmatches_default_to_an_empty_document():
 
 def test_run_pipeline_does_not_change_the_filter():
     pipeline = json.loads(json.dumps(REALISTIC))
-    run_pipeline(pipeline, candids=[1], programids=[1], aux_collection=AUX)
+    run_pipeline(pipeline, candids=[1], programids=[1], survey=ZTF)
     assert pipeline == REALISTIC

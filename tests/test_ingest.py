@@ -7,10 +7,10 @@ from collections import defaultdict
 
 import pytest
 
-from boom_tasks.alert import ztf
 from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.surveys.ztf import ZTF
+from boom_tasks.surveys.ztf import packets as ztf
 from tests.alerts import packet_paths, read_packet, reference_record
 
 pytestmark = pytest.mark.services

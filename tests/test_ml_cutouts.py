@@ -14,7 +14,6 @@ import pytest
 from astropy.io import fits
 
 from boom_tasks.alert.base import AlertDocs
-from boom_tasks.alert.ztf import CUTOUT_FIELDS, parse_packet
 from boom_tasks.ml.cutouts import (
     PAD_VALUE,
     candidate_vector,
@@ -23,6 +22,7 @@ from boom_tasks.ml.cutouts import (
     read_stamp,
 )
 from boom_tasks.ml.errors import InputUnavailable, ModelConfigError
+from boom_tasks.surveys.ztf.packets import CUTOUT_FIELDS, parse_packet
 from tests.alerts import ZTF_DATA, packet_paths, read_packet
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

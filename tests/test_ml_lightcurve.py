@@ -20,9 +20,9 @@ import numpy as np
 import onnxruntime as rt
 import pytest
 
-from boom_tasks.alert.ztf import parse_packet
 from boom_tasks.ml import lightcurve as L
 from boom_tasks.ml.errors import ModelConfigError
+from boom_tasks.surveys.ztf.packets import parse_packet
 from tests.alerts import packet_paths, read_packet
 from tests.conftest import DATA
 

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from boom_tasks.alert.base import AlertDocs
-from boom_tasks.alert.ztf import parse_packet
 from boom_tasks.ingest.history import merge_history
-from boom_tasks.ml.properties import (
+from boom_tasks.ml.photometry import weighted_linear_fit
+from boom_tasks.surveys.ztf.packets import parse_packet
+from boom_tasks.surveys.ztf.properties import (
     alert_properties,
     is_near_brightstar,
     is_rock,
     is_star,
     light_curve,
-    weighted_linear_fit,
 )
 from tests.alerts import packet_paths, read_packet
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boom_tasks.alert.ztf import parse_packet
 from boom_tasks.ingest.history import merge_history
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.ml.config import ACAI_FEATURES, DEFAULT_MODELS, MLSettings, ModelInput, ModelSpec
@@ -21,6 +20,7 @@ from boom_tasks.ml.registry import load_model, load_models
 from boom_tasks.ml.stage import enrich_batch
 from boom_tasks.settings import load_settings
 from boom_tasks.surveys import ZTF
+from boom_tasks.surveys.ztf.packets import parse_packet
 from tests.alerts import packet_paths, read_packet
 from tests.conftest import DATA, ROOT
 

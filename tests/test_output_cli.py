@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from boom_tasks.alert.ztf import parse_packet
 from boom_tasks.output.message import build_message
 from boom_tasks.output.monitor_cli import StreamStats, format_report, latency, percentiles
 from boom_tasks.output.print_cli import (
@@ -23,6 +22,8 @@ from boom_tasks.output.print_cli import (
     stretch,
     write_stamps,
 )
+from boom_tasks.surveys.ztf import ZTF
+from boom_tasks.surveys.ztf.packets import parse_packet
 from tests.alerts import packet_paths, read_packet
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -50,7 +51,9 @@ def _message(folder: str, passes: list[dict[str, Any]] | None = None) -> dict[st
             },
         ]
     )
-    return build_message(alert, aux, docs.cutouts, passes, {"received": 100.0, "published": 102.5})
+    return build_message(
+        ZTF, alert, aux, docs.cutouts, passes, {"received": 100.0, "published": 102.5}
+    )
 
 
 def _read_png(data: bytes) -> np.ndarray:

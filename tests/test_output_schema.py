@@ -18,24 +18,26 @@ import pytest
 from bson import ObjectId
 
 from boom_tasks.alert.base import AlertDocs
-from boom_tasks.alert.ztf import parse_packet
 from boom_tasks.errors import AlertRejected, UnknownSurvey
-from boom_tasks.ml.properties import alert_properties
 from boom_tasks.output.message import (
     CUTOUT_FIELDS,
     build_message,
-    normalise_isdiffpos,
     to_json,
 )
 from boom_tasks.output.schema import (
-    SCHEMA_VERSION,
     OutputMessageError,
     decode,
     encode,
     load_schema,
     schema_json,
 )
+from boom_tasks.surveys.ztf import ZTF
+from boom_tasks.surveys.ztf.output import normalise_isdiffpos
+from boom_tasks.surveys.ztf.packets import parse_packet
+from boom_tasks.surveys.ztf.properties import alert_properties
 from tests.alerts import packet_paths, read_packet
+
+SCHEMA_VERSION = ZTF.output.schema_version
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -143,7 +145,7 @@ def test_real_packets_round_trip(folder: str, limit: int | None) -> None:
     for docs in all_docs:
         alert, aux, cutouts = _stored(docs)
         # When a message is built, encoded and decoded
-        message = build_message(alert, aux, cutouts, _passes(), TIMES)
+        message = build_message(ZTF, alert, aux, cutouts, _passes(), TIMES)
         decoded = decode(encode(message))
         # Then the round trip is exact and the message matches its documents
         assert decoded == message
@@ -212,7 +214,7 @@ def _check_filters(msg: dict[str, Any]) -> None:
 def test_messages_decode_without_this_package() -> None:
     # Given an encoded message
     docs = _docs("boom-402", 1)[0]
-    data = encode(build_message(*_stored(docs), _passes(), TIMES))
+    data = encode(build_message(ZTF, *_stored(docs), _passes(), TIMES))
     # When a consumer reads it with a plain Avro reader and no schema of its own
     records = list(fastavro.reader(io.BytesIO(data)))
     # Then it gets the same single record, and the header carries the documented schema
@@ -223,7 +225,7 @@ def test_messages_decode_without_this_package() -> None:
 def test_a_later_minor_version_reads_current_messages() -> None:
     # Given a message written with the current schema
     docs = _docs("kowalski", 1)[0]
-    message = build_message(*_stored(docs), _passes(), TIMES)
+    message = build_message(ZTF, *_stored(docs), _passes(), TIMES)
     data = encode(message)
     # When a reader uses a later version that adds a field with a default
     later = json.loads(json.dumps(schema_json("ZTF")))
@@ -243,8 +245,8 @@ def test_history_is_cut_at_the_alert_and_to_visible_programmes() -> None:
     private = {**docs.history.prv_candidates[0], "jd": jd - 1.0, "programid": 2}
     aux["prv_candidates"] = [*aux["prv_candidates"], later, private]
     # When the message is built for public readers
-    public = build_message(alert, aux, cutouts, _passes(), TIMES, programids={1})
-    everyone = build_message(alert, aux, cutouts, _passes(), TIMES)
+    public = build_message(ZTF, alert, aux, cutouts, _passes(), TIMES, programids={1})
+    everyone = build_message(ZTF, alert, aux, cutouts, _passes(), TIMES)
     # Then the later point is never included and the private one only when allowed
     assert all(p["jd"] <= jd for p in everyone["prv_candidates"])
     assert any(p["programid"] == 2 for p in everyone["prv_candidates"])
@@ -258,7 +260,7 @@ def test_missing_enrichment_aux_and_cutouts_become_nulls() -> None:
     # Given an alert that was never enriched, with no aux or cutouts document
     docs = _docs("boom-402", 1)[0]
     # When its message is built
-    msg = build_message(docs.alert, None, None, _passes(), {})
+    msg = build_message(ZTF, docs.alert, None, None, _passes(), {})
     # Then the optional parts are empty or null and it still encodes
     assert msg["properties"] is None and msg["classifications"] == {} and msg["cross_matches"] == {}
     assert msg["prv_candidates"] == [] and msg["cutoutScience"] is None
@@ -296,7 +298,7 @@ def test_stored_pass_documents_are_accepted() -> None:
         "annotations": {"why": "bright"},
     }
     # When it is published
-    (entry,) = build_message(docs.alert, None, None, [stored], {})["filters"]
+    (entry,) = build_message(ZTF, docs.alert, None, None, [stored], {})["filters"]
     # Then the name and version are taken from those keys
     assert (entry["name"], entry["version"], entry["annotations"]) == (
         "bright",
@@ -309,7 +311,7 @@ def test_naive_datetimes_are_utc() -> None:
     # pymongo hands back naive datetimes in UTC
     docs = _docs("boom-402", 1)[0]
     passed = [{**_passes()[1], "passed_at": NOW.replace(tzinfo=None)}]
-    msg = build_message(docs.alert, None, None, passed, {"received": NOW.replace(tzinfo=None)})
+    msg = build_message(ZTF, docs.alert, None, None, passed, {"received": NOW.replace(tzinfo=None)})
     assert msg["filters"][0]["passed_at"] == msg["times"]["received"] == NOW.timestamp()
 
 
@@ -321,14 +323,19 @@ def test_to_json_is_strict_json() -> None:
 def test_bad_inputs_fail_with_the_field_named() -> None:
     docs = _docs("boom-402", 1)[0]
     with pytest.raises(OutputMessageError, match="unknown stage"):
-        build_message(docs.alert, None, None, [], {"recieved": 1.0})
+        build_message(ZTF, docs.alert, None, None, [], {"recieved": 1.0})
     with pytest.raises(OutputMessageError, match=r"candidate\.fid"):
         build_message(
-            {**docs.alert, "candidate": {**docs.alert["candidate"], "fid": "g"}}, None, None, [], {}
+            ZTF,
+            {**docs.alert, "candidate": {**docs.alert["candidate"], "fid": "g"}},
+            None,
+            None,
+            [],
+            {},
         )
     with pytest.raises(OutputMessageError, match=r"filters\[0\]\.name"):
-        build_message(docs.alert, None, None, [{**_passes()[1], "name": None}], {})
-    message = build_message(docs.alert, None, None, [], {})
+        build_message(ZTF, docs.alert, None, None, [{**_passes()[1], "name": None}], {})
+    message = build_message(ZTF, docs.alert, None, None, [], {})
     with pytest.raises(OutputMessageError, match="more fields"):
         encode({**message, "objectid": "typo"})
     with pytest.raises(OutputMessageError, match="cannot decode"):

@@ -13,7 +13,7 @@ import pytest
 
 from boom_tasks.replay.producer import produce_packets
 from boom_tasks.surveys.ztf import ZTF
-from boom_tasks.synth import synth_alerts
+from boom_tasks.surveys.ztf.synth import synth_alerts
 from tests.alerts import packet_paths, read_packet, reference_record
 from tests.conftest import ROOT, ZTF_DATA
 
@@ -224,11 +224,14 @@ def test_a_message_whose_batch_vanished_is_dead_lettered_loudly(worker, db):
     # Given an ingest message whose batch is not in Valkey (expired or flushed)
     import redis
 
-    from boom_tasks.actors import INGEST
+    from boom_tasks.broker import setup_broker
+    from boom_tasks.chain import declare_chain
     from boom_tasks.settings import get_settings
 
-    client = redis.Redis.from_url(get_settings().valkey.url)
-    message = INGEST["ZTF"].send(f"boom:ztf:batch:vanished-{time.time_ns()}", 5, time.time())
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.valkey.url)
+    ingest = declare_chain(setup_broker(settings), [ZTF], settings)["ZTF"]["ingest"]
+    message = ingest.send(f"boom:ztf:batch:vanished-{time.time_ns()}", 5, time.time())
     # When the worker processes it, Then it is not retried but dead-lettered at once
     # (Dramatiq's Redis broker keys its dead letters by its own id for the message)
     dead_id = message.options["redis_message_id"]

@@ -7,6 +7,7 @@ test on a topic of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 import time
@@ -18,12 +19,12 @@ from confluent_kafka import Consumer, KafkaError
 from boom_tasks.errors import ServiceUnavailable
 from boom_tasks.replay import cli
 from boom_tasks.replay.archive import ArchiveError, count_packets, iter_packets
-from boom_tasks.replay.download import fetch_night, night_filename
 from boom_tasks.replay.producer import produce_night, produce_packets
 from boom_tasks.services.kafka import consumer_config
 from boom_tasks.settings import Settings
 from boom_tasks.surveys import SURVEYS
-from boom_tasks.surveys.base import Survey
+from boom_tasks.surveys.ztf import ZTF
+from boom_tasks.surveys.ztf.replay import fetch_night, night_filename
 from tests.conftest import ZTF_DATA
 
 KOWALSKI = ZTF_DATA / "kowalski"  # real packets of two nights, several per object
@@ -177,7 +178,7 @@ def test_a_night_is_produced_unmodified_to_its_topic(services, unique, tmp_path)
     # Given a night's tarball of real packets and a survey whose topic is ours alone
     paths = real_packets()
     tarball = make_tarball(tmp_path / "night.tar.gz", paths)
-    survey = Survey(name="ZTF", topic_template=f"test-replay-{unique}-{{date}}")
+    survey = dataclasses.replace(ZTF, topic_template=f"test-replay-{unique}-{{date}}")
 
     # When the night is produced
     produced = produce_night(services, survey, "20231012", tarball, progress=False)
@@ -256,7 +257,9 @@ def test_undelivered_packets_raise_service_unavailable(settings):
 @pytest.mark.services
 def test_boom_produce_replays_a_folder_and_says_where(services, unique, monkeypatch, capsys):
     # Given the ZTF survey pointed at a topic of our own
-    monkeypatch.setitem(SURVEYS, "ZTF", Survey(name="ZTF", topic_template=f"cli-{unique}-{{date}}"))
+    monkeypatch.setitem(
+        SURVEYS, "ZTF", dataclasses.replace(ZTF, topic_template=f"cli-{unique}-{{date}}")
+    )
 
     # When boom-produce replays a folder of real packets
     with pytest.raises(SystemExit) as exit_:

@@ -16,7 +16,7 @@ import pytest
 
 from boom_tasks.alert.avro import decode_first_record
 from boom_tasks.replay.archive import ArchiveError
-from boom_tasks.synth import CANDID_BASE, load_sources, object_id, synth_alerts
+from boom_tasks.surveys.ztf.synth import CANDID_BASE, load_sources, object_id, synth_alerts
 from tests.conftest import ZTF_DATA
 
 FINK = ZTF_DATA / "fink-20181129"  # 479 alerts of one night, schema 3.2

@@ -1,23 +1,23 @@
-"""Every pipeline stage as a Dramatiq actor: ``dramatiq boom_tasks.actors``.
+"""The workers' entry point: ``dramatiq boom_tasks.actors``.
 
-Importing this module sets up the Valkey broker (which must exist before any
-actor is declared), then declares each stage's actors, one per survey:
-``ztf_ingest`` → ``ztf_crossmatch`` → ``ztf_ml`` → ``ztf_filter`` → ``ztf_output``.
-Each stage module imports the next one, whose actor it sends to.
+Dramatiq imports this module to start a worker process, so importing it IS the
+process start: it reads the settings once, builds the Valkey broker (which must
+exist before any actor is declared) and declares the chain of every registered
+survey on it (:mod:`boom_tasks.actors.chain`): ``<survey>_ingest`` →
+``_crossmatch`` → ``_ml`` → ``_filter`` → ``_output``. Other processes (the
+bridge, tests) call :func:`~boom_tasks.actors.chain.declare_chain` themselves
+and never import this module.
 """
 
+from boom_tasks.actors.startup import WorkerStartup
 from boom_tasks.broker import setup_broker
+from boom_tasks.chain import declare_chain
 from boom_tasks.settings import get_settings
+from boom_tasks.surveys import SURVEYS
 
-broker = setup_broker(get_settings())
+settings = get_settings()
+broker = setup_broker(settings)
+ACTORS = declare_chain(broker, SURVEYS.values(), settings)
+broker.add_middleware(WorkerStartup(settings))
 
-from boom_tasks.actors.crossmatch import CROSSMATCH  # noqa: E402
-from boom_tasks.actors.filter import FILTER  # noqa: E402
-from boom_tasks.actors.ingest import INGEST  # noqa: E402
-from boom_tasks.actors.ml import ML  # noqa: E402
-from boom_tasks.actors.output import OUTPUT  # noqa: E402
-from boom_tasks.actors.startup import WorkerStartup  # noqa: E402
-
-broker.add_middleware(WorkerStartup(get_settings()))
-
-__all__ = ["CROSSMATCH", "FILTER", "INGEST", "ML", "OUTPUT", "broker"]
+__all__ = ["ACTORS", "broker"]

@@ -7,8 +7,8 @@ import logging
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from boom_tasks.actors.ml import survey_models
 from boom_tasks.ingest.indexes import ensure_indexes
+from boom_tasks.ml.actor import survey_models
 from boom_tasks.ml.errors import ModelConfigError
 from boom_tasks.output.publish import flush_producer
 from boom_tasks.services.mongo import get_db
@@ -28,12 +28,17 @@ class WorkerStartup(Middleware):
         self.settings = settings
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        """Ensure indexes (idempotent) and load the models, failing loudly on a bad entry."""
+        """Configure each survey, ensure indexes (idempotent) and load the models.
+
+        A bad model entry stops the process loudly.
+        """
         db = get_db(self.settings.mongo)
         for survey in SURVEYS.values():
+            if survey.configure is not None:
+                survey.configure(self.settings)
             ensure_indexes(db, survey)
             try:
-                survey_models(survey)
+                survey_models(survey, self.settings)
             except ModelConfigError as e:
                 # Dramatiq logs and swallows a middleware's exceptions; a worker without
                 # its models would dead-letter every ML batch, so the process exits.

@@ -22,6 +22,7 @@ from boom_tasks.api.encoding import BsonJSONResponse, envelope
 from boom_tasks.api.errors import BadRequest, NotFound
 from boom_tasks.api.models import INT64_MAX, INT64_MIN, Int64
 from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.surveys import SURVEYS
 
 #: The three stamps of an alert, as stored and as answered.
 CUTOUT_FIELDS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
@@ -33,10 +34,6 @@ WHICH_SORT = {
     "last": ("candidate.jd", -1),
     "brightest": ("candidate.magpsf", 1),
     "faintest": ("candidate.magpsf", -1),
-}
-#: Surveys whose alerts carry a filter id instead of a band name: band -> (field, id).
-BAND_FIELDS: dict[str, tuple[str, dict[str, int]]] = {
-    "ZTF": ("candidate.fid", {"g": 1, "r": 2, "i": 3}),
 }
 
 router = APIRouter(prefix="/surveys", tags=["Surveys"])
@@ -51,7 +48,10 @@ class BatchCutoutQuery(BaseModel):
 
 
 def _band_filter(survey: str, band: str) -> dict[str, Any]:
-    field, ids = BAND_FIELDS.get(survey, ("candidate.band", {}))
+    # A survey whose alerts carry a filter id instead of a band name says which.
+    registered = SURVEYS.get(survey)
+    band_field = registered.band_field if registered else None
+    field, ids = band_field or ("candidate.band", {})
     if not ids:
         return {field: band}
     if band not in ids:

@@ -151,7 +151,7 @@ def _requested_programids(
     if others:
         raise BadRequest(f"permissions name {others}, but the filter runs on {survey.name} only")
     programids = sorted(set(permissions.get(survey.name) or ()))
-    if not programids:
+    if not programids and survey.permissions.restricted:
         raise BadRequest(
             f"filters running on survey {survey.name} must have permissions defined for "
             f'that survey, e.g. {{"{survey.name}": [1]}}'
@@ -173,14 +173,16 @@ def _dry_run(
     alert is one the user may see, so even the message reveals nothing else.
     """
     db = ctx.state.db()
-    query = {} if programids is None else {"candidate.programid": {"$in": list(programids)}}
+    perms = survey.permissions
+    query = {} if programids is None else perms.alert_match(programids)
+    field = f"candidate.{perms.field}" if perms.field else "_id"
     with mongo_errors("finding the newest alert"):
-        newest = db[survey.alerts].find_one(
-            query, {"candidate.programid": 1}, sort=[("candidate.jd", -1)]
-        )
+        newest = db[survey.alerts].find_one(query, {field: 1}, sort=[("candidate.jd", -1)])
     if newest is None:
         return
-    ids = [newest.get("candidate", {}).get("programid")] if programids is None else programids
+    own = newest.get("candidate", {}).get(perms.field) if perms.field else None
+    mine: list[int] = [] if own is None else [int(own)]
+    ids = mine if programids is None else programids
     run_trial(db, survey, pipeline, ids, [newest["_id"]], ctx.state.settings.filters)
 
 

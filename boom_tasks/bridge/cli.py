@@ -1,4 +1,9 @@
-"""``boom-bridge SURVEY [--date YYYYMMDD] [--topic T] [--exit-on-eof]``."""
+"""``boom-bridge SURVEY [--date YYYYMMDD] [--topic T] [--exit-on-eof]``.
+
+The survey's cluster, login and topic come from ``intake.<SURVEY>`` in the
+settings (see ``intake.py``); ``--topic`` overrides the topic, and ``--date``
+picks the night of a survey with one topic per night (ZTF).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from types import FrameType
 from boom_tasks import logs
 from boom_tasks.batches import BatchRef
 from boom_tasks.bridge.consumer import Bridge
+from boom_tasks.bridge.intake import intake_topic
 from boom_tasks.entry import exit_with
 from boom_tasks.replay.cli import night_date
 from boom_tasks.surveys import get_survey
@@ -23,8 +29,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Consume a survey's Kafka topic and queue its alerts for ingestion.",
     )
     p.add_argument("survey", help="survey name, e.g. ZTF")
-    p.add_argument("--date", type=night_date, help="night as YYYYMMDD (default: tonight, UTC)")
-    p.add_argument("--topic", help="consume this topic instead of the night's")
+    p.add_argument(
+        "--date",
+        type=night_date,
+        help="night as YYYYMMDD (default: tonight, UTC; ignored by a one-topic survey)",
+    )
+    p.add_argument("--topic", help="consume this topic instead of the configured or night's")
     p.add_argument("--exit-on-eof", action="store_true", help="stop at the end of the topic")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -34,20 +44,20 @@ def run(argv: list[str] | None = None) -> int:
     """Run the bridge; return the process exit code."""
     args = _parser().parse_args(argv)
     logs.configure(args.log_level)
-    # Importing the actors sets up the broker from the settings: after argument parsing,
-    # so --help works without a configuration.
-    from boom_tasks.actors import INGEST
+    # After argument parsing, so --help works without a configuration.
+    from boom_tasks.broker import setup_broker
+    from boom_tasks.chain import declare_chain
     from boom_tasks.settings import get_settings
 
+    settings = get_settings()
     survey = get_survey(args.survey)
-    actor = INGEST[survey.name]
+    actor = declare_chain(setup_broker(settings), [survey], settings)[survey.name]["ingest"]
 
     def send(ref: BatchRef, received_at: float) -> None:
         actor.send(ref.key, ref.count, received_at)
 
-    bridge = Bridge(
-        get_settings(), survey, args.topic or survey.topic(args.date), send, args.exit_on_eof
-    )
+    topic = intake_topic(settings, survey, args.date, args.topic)
+    bridge = Bridge(settings, survey, topic, send, args.exit_on_eof)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("bridge: %s received; finishing the batch in hand", signal.Signals(signum).name)

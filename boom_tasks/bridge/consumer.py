@@ -1,6 +1,10 @@
 """The bridge loop: Kafka topic → batches in Valkey → one Dramatiq message each.
 
-Step 1: wait until Kafka answers (clear log lines, backoff, no traceback loop).
+Step 0: find the survey's cluster and login (``intake.py``): Rubin's alerts come
+        from Rubin's cluster, with SCRAM credentials.
+Step 1: wait until Kafka answers (clear log lines, backoff, no traceback loop);
+        a refused login stops the bridge with a configuration error, since
+        retrying the same credentials cannot help.
 Step 2: consume into a batch until it is full or old enough.
 Step 3: store the batch in Valkey, send ONE message to the survey's ingest actor,
         then commit the batch's offsets: a crash anywhere before the commit
@@ -21,10 +25,16 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from boom_tasks.batches import BatchRef, pending_alerts, store_batch
 from boom_tasks.bridge.batcher import Batch, Batcher
-from boom_tasks.errors import BoomError, ServiceUnavailable, TransientError
+from boom_tasks.bridge.intake import intake_kafka
+from boom_tasks.errors import BoomError, ConfigError, ServiceUnavailable, TransientError
 from boom_tasks.monitor.stats import record_stage
 from boom_tasks.retry import retry_transient
-from boom_tasks.services.kafka import check_reachable, consumer_config
+from boom_tasks.services.kafka import (
+    ClientErrors,
+    KafkaAuthFailed,
+    check_reachable,
+    consumer_config,
+)
 from boom_tasks.services.valkey import get_client, valkey_errors
 from boom_tasks.settings import KafkaSettings, Settings
 from boom_tasks.surveys import Survey
@@ -62,6 +72,9 @@ class BridgeStats:
 class Bridge:
     """Consume one survey topic and feed the survey's ingest actor.
 
+    The topic is read from the survey's own cluster, with its login
+    (:func:`~boom_tasks.bridge.intake.intake_kafka`).
+
     Parameters
     ----------
     settings
@@ -74,6 +87,11 @@ class Bridge:
         How a stored batch reaches the ingest stage (a Dramatiq ``send``).
     exit_on_eof
         Stop once every assigned partition is consumed to its end.
+
+    Raises
+    ------
+    ConfigError
+        If the survey's intake login is incomplete.
     """
 
     def __init__(
@@ -86,6 +104,11 @@ class Bridge:
     ) -> None:
         self.settings, self.survey, self.topic = settings, survey, topic
         self.send, self.exit_on_eof = send, exit_on_eof
+        # The security keys hold the password in clear: they go to librdkafka, never to a log.
+        self.kafka, self._security = intake_kafka(settings, survey)
+        self._errors = ClientErrors(
+            self.kafka.bootstrap_servers, self._security.get("sasl.username")
+        )
         self.batcher = Batcher(settings.bridge.batch_size, settings.bridge.batch_wait_s)
         self.valkey = get_client(settings.valkey)
         self.stats = BridgeStats()
@@ -100,21 +123,44 @@ class Bridge:
     @property
     def group_id(self) -> str:
         """Consumer group: one per survey, so surveys' offsets never mix."""
-        return bridge_group(self.settings.kafka, self.survey)
+        return bridge_group(self.kafka, self.survey)
 
     def request_stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit, and return."""
         self.stop_requested = True
 
     def run(self) -> BridgeStats:
-        """Run until stopped (or, with ``exit_on_eof``, until the topic's end)."""
+        """Run until stopped (or, with ``exit_on_eof``, until the topic's end).
+
+        Raises
+        ------
+        ConfigError
+            If Kafka refuses the survey's login (the batch in hand is not
+            committed: Kafka redelivers it to the next run).
+        """
+        try:
+            return self._run()
+        except KafkaAuthFailed as e:
+            name = self.survey.name
+            raise ConfigError(
+                f"{e}; check intake.{name}.sasl_username, intake.{name}.sasl_mechanism "
+                f"and the password in BOOM_INTAKE__{name}__SASL_PASSWORD"
+            ) from None
+
+    def _run(self) -> BridgeStats:
         self._wait_for_kafka()
         if self.stop_requested:
             return self.stats
-        consumer = Consumer(consumer_config(self.settings.kafka, self.group_id))
+        conf = consumer_config(self.kafka, self.group_id, error_cb=self._errors, **self._security)
+        consumer = Consumer(conf)
         self._consumer = consumer
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        log.info("bridge: consuming %s as group %s", self.topic, self.group_id)
+        log.info(
+            "bridge: consuming %s from %s as group %s",
+            self.topic,
+            self.kafka.bootstrap_servers,
+            self.group_id,
+        )
         try:
             while not self.stop_requested:
                 self._consume_some(consumer)
@@ -133,8 +179,8 @@ class Bridge:
         bridge = self.settings.bridge
         try:
             retry_transient(
-                lambda: check_reachable(self.settings.kafka),
-                what=f"connecting to Kafka at {self.settings.kafka.bootstrap_servers}",
+                lambda: check_reachable(self.kafka, **self._security),
+                what=f"connecting to Kafka at {self.kafka.bootstrap_servers}",
                 backoff_s=bridge.retry_backoff_s,
                 max_backoff_s=bridge.max_backoff_s,
                 should_stop=lambda: self.stop_requested,
@@ -155,6 +201,8 @@ class Bridge:
             # An empty value still goes through, so ingest quarantines it with a reason.
             self.batcher.add(topic, partition, int(msg.offset() or 0), msg.value() or b"")
             self.stats.consumed += 1
+        # A login refused mid-run (password rotated) reaches only the error callback.
+        self._errors.raise_if_refused()
 
     def _on_error(self, msg: Message, err: KafkaError) -> None:
         if err.code() == KafkaError._PARTITION_EOF:

@@ -73,23 +73,21 @@ class CrossmatchCatalog(Section):
         return list(dict.fromkeys([*ALWAYS_KEPT, *self.projection, *extra]))
 
 
-#: The catalogs every ZTF object is matched with by default: the real ones in
+#: The catalogs every survey's objects are matched with by default: the real ones in
 #: ``../shared/data/catalogs``. 2 arcsec for stars (BOOM's radius for its star
 #: catalogs); galaxies within 30 kpc of projected separation, at most 300 arcsec
 #: away (BOOM's CLU entry: ``distance_max: 30``, ``distance_max_near: 300``).
-DEFAULT_CROSSMATCH: dict[str, list[CrossmatchCatalog]] = {
-    "ZTF": [
-        CrossmatchCatalog(catalog="vsx", radius=2.0, projection={"VType": 1}),
-        CrossmatchCatalog(catalog="gcvs", radius=2.0, projection={"VarType": 1}),
-        CrossmatchCatalog(
-            catalog="mangrove",
-            radius=300.0,
-            projection={"HyperLEDA_name": 1, "2MASS_name": 1, "lum_dist": 1, "ang_dist": 1},
-            use_distance=True,
-            distance_key="ang_dist",
-            distance_unit="Mpc",
-            distance_max=30.0,
-            distance_max_near=300.0,
-        ),
-    ]
-}
+DEFAULT_CATALOGS: tuple[CrossmatchCatalog, ...] = (
+    CrossmatchCatalog(catalog="vsx", radius=2.0, projection={"VType": 1}),
+    CrossmatchCatalog(catalog="gcvs", radius=2.0, projection={"VarType": 1}),
+    CrossmatchCatalog(
+        catalog="mangrove",
+        radius=300.0,
+        projection={"HyperLEDA_name": 1, "2MASS_name": 1, "lum_dist": 1, "ang_dist": 1},
+        use_distance=True,
+        distance_key="ang_dist",
+        distance_unit="Mpc",
+        distance_max=30.0,
+        distance_max_near=300.0,
+    ),
+)

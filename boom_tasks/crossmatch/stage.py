@@ -8,7 +8,9 @@ Step 3: per catalog, cover every object's cone with HEALPix pixels and fetch the
         candidate rows with one ``$in`` query for the whole batch, then keep the
         rows inside each cone, nearest first (:mod:`boom_tasks.crossmatch.match`);
 Step 4: store ``cross_matches.<catalog>`` in the objects' aux documents, only where
-        still absent, so a redelivered batch or a concurrent worker changes nothing.
+        still absent, so a redelivered batch or a concurrent worker changes nothing;
+Step 5: associate the new objects with the other surveys' objects within 2″
+        (``aliases.<SURVEY>``, :mod:`boom_tasks.crossmatch.aliases`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from boom_tasks.catalogs.meta import get_meta
+from boom_tasks.crossmatch.aliases import associate
 from boom_tasks.crossmatch.config import CrossmatchCatalog
 from boom_tasks.crossmatch.match import geojson_position, match_rows
 from boom_tasks.services.mongo import find_in, mongo_errors
 from boom_tasks.sky.cone import fetch_pixels
 from boom_tasks.sky.healpix import cones_pixels
-from boom_tasks.surveys import Survey
+from boom_tasks.surveys import SURVEYS, Survey
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +151,13 @@ def crossmatch_batch(
     candids: Sequence[int],
     now: dt.datetime | None = None,
 ) -> int:
-    """Crossmatch the new objects of a batch of alerts; return how many were matched."""
+    """Crossmatch the new objects of a batch of alerts; return how many were matched.
+
+    The new objects are also associated with the other registered surveys' objects.
+    """
     positions = new_objects(db, survey, candids)
     if not positions:
         return 0
-    return crossmatch_objects(db, survey, plans, positions, now or dt.datetime.now(dt.UTC))
+    matched = crossmatch_objects(db, survey, plans, positions, now or dt.datetime.now(dt.UTC))
+    associate(db, survey, SURVEYS.values(), positions)
+    return matched

@@ -42,14 +42,16 @@ def _queues(overview: Overview) -> str:
     return table(headers, _queue_rows(overview.queues.value))
 
 
-def _stage_row(f: StageFigures, window: int) -> str:
+def _stage_row(f: StageFigures, survey: str) -> str:
     latency = "".join(cell(seconds(f.percentile(q))) for q in PERCENTILES)
     chart = bars(f.per_minute, title=f"{f.stage}: alerts per minute, oldest first")
+    # Each survey has its own table: the survey in the attributes tells the rows apart.
+    which = f'data-survey="{escape(survey)}" data-stage="{f.stage}"'
     return (
         cell(f.stage, left=True)
-        + cell(f"{f.rate(1):.1f}", attrs=f'data-stage="{f.stage}" data-rate="1min"')
+        + cell(f"{f.rate(1):.1f}", attrs=f'{which} data-rate="1min"')
         + cell(f"{f.rate():.1f}")
-        + cell(sum(f.per_minute), attrs=f'data-stage="{f.stage}" data-count="window"')
+        + cell(sum(f.per_minute), attrs=f'{which} data-count="window"')
         + latency
         + f'<td class="l">{chart}</td>'
     )
@@ -66,7 +68,7 @@ def _stages(s: SurveyOverview, window: int) -> str:
         *(f"p{q} since receipt" for q in PERCENTILES),
         "alerts per minute",
     ]
-    return table(headers, (_stage_row(f, window) for f in s.stages.value))
+    return table(headers, (_stage_row(f, s.survey) for f in s.stages.value))
 
 
 def _lag(s: SurveyOverview) -> str:

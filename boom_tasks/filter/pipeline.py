@@ -1,14 +1,14 @@
 """The pipeline the broker runs for one filter over one batch of alerts.
 
 Step 1: keep the batch's alerts the filter may see: ``_id`` among the batch's
-candids and ``candidate.programid`` among the filter's permissions (BOOM runs a
-filter only on the programids it is permitted; Kowalski puts the same ``$in`` in
-its first ``$match``).
+candids and, for a survey with programme permissions (ZTF), the programme among
+the filter's (``Survey.permissions``; BOOM runs a filter only on the programids
+it is permitted; Kowalski puts the same ``$in`` in its first ``$match``).
 Step 2: only if the filter names an aux field (:func:`~.validate.aux_fields_in`),
 join the object's aux document just before the first stage naming one, as BOOM
 does, so the filter's cheap cuts shrink the batch before the join. The fields it
 names are lifted to the root of the alert: the history arrays keep only points
-of the filter's programids from at most :data:`HISTORY_WINDOW_DAYS` before the
+the filter may see (its programids, for ZTF) from at most :data:`HISTORY_WINDOW_DAYS` before the
 alert and never after it (a replayed night sees what the live night saw);
 ``cross_matches`` is an empty document for an object with none.
 Step 3: the filter's own stages.
@@ -17,13 +17,17 @@ Step 3: the filter's own stages.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boom_tasks.filter.validate import (
     AUX_HISTORY_FIELDS,
     AUX_JOIN_FIELD,
+    SURVEY_MATCHES_FIELD,
     aux_fields_in,
 )
+
+if TYPE_CHECKING:
+    from boom_tasks.surveys.base import Permissions, Survey
 
 #: How far back a filter sees an object's history, in days before the alert (BOOM's window).
 HISTORY_WINDOW_DAYS = 365
@@ -36,7 +40,7 @@ def run_pipeline(
     *,
     candids: list[int],
     programids: list[int],
-    aux_collection: str,
+    survey: Survey,
 ) -> list[dict[str, Any]]:
     """Return the aggregation pipeline that runs a filter over one batch of alerts.
 
@@ -50,15 +54,15 @@ def run_pipeline(
         The batch, as alert ``_id`` values.
     programids
         The programids the filter is permitted to see, for the alerts and for
-        every history point.
-    aux_collection
-        The per-object history collection joined on ``objectId``.
+        every history point (ignored by a survey without programme permissions).
+    survey
+        The survey: its aux collection (joined on ``objectId``) and permission model.
     """
-    stages = [batch_match(candids, programids)]
+    stages = [batch_match(candids, programids, survey.permissions)]
     join_at = next((i for i, stage in enumerate(user_pipeline) if aux_fields_in(stage)), None)
     if join_at is None:
         return [*stages, *user_pipeline]
-    join = aux_stages(aux_fields_in(user_pipeline), programids, aux_collection)
+    join = aux_stages(aux_fields_in(user_pipeline), programids, survey)
     return [*stages, *user_pipeline[:join_at], *join, *user_pipeline[join_at:]]
 
 
@@ -67,7 +71,7 @@ def chunked_run_pipelines(
     *,
     candids: Sequence[int],
     programids: Sequence[int],
-    aux_collection: str,
+    survey: Survey,
     step: int,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield :func:`run_pipeline` for each chunk of ``step`` candids, in order.
@@ -80,22 +84,19 @@ def chunked_run_pipelines(
             user_pipeline,
             candids=list(candids[k : k + step]),
             programids=list(programids),
-            aux_collection=aux_collection,
+            survey=survey,
         )
 
 
-def batch_match(candids: Sequence[int], programids: Sequence[int]) -> dict[str, Any]:
+def batch_match(
+    candids: Sequence[int], programids: Sequence[int], permissions: Permissions
+) -> dict[str, Any]:
     """Return the ``$match`` keeping the batch's alerts of the permitted programids."""
-    return {
-        "$match": {
-            "_id": {"$in": list(candids)},
-            "candidate.programid": {"$in": list(programids)},
-        }
-    }
+    return {"$match": {"_id": {"$in": list(candids)}, **permissions.alert_match(programids)}}
 
 
 def aux_stages(
-    fields: Sequence[str], programids: Sequence[int], aux_collection: str
+    fields: Sequence[str], programids: Sequence[int], survey: Survey
 ) -> list[dict[str, Any]]:
     """Return the stages joining an alert's aux document and lifting ``fields`` to its root.
 
@@ -106,22 +107,34 @@ def aux_stages(
     stand-in returns such paths as missing.
     """
     joined = f"${AUX_JOIN_FIELD}"
+    lifted = [f for f in fields if f != SURVEY_MATCHES_FIELD]
+    joint = []
+    if SURVEY_MATCHES_FIELD in fields:
+        from boom_tasks.filter.joint import survey_match_stages
+        from boom_tasks.surveys import SURVEYS
+
+        joint = survey_match_stages(survey, list(SURVEYS.values()), HISTORY_WINDOW_DAYS)
     return [
         {
             "$lookup": {
-                "from": aux_collection,
+                "from": survey.aux,
                 "localField": "objectId",
                 "foreignField": "_id",
                 "as": AUX_JOIN_FIELD,
             }
         },
         {"$addFields": {AUX_JOIN_FIELD: {"$ifNull": [{"$arrayElemAt": [joined, 0]}, {}]}}},
-        {"$addFields": {field: _lifted(field, programids) for field in fields}},
+        *(
+            [{"$addFields": {f: _lifted(f, programids, survey.permissions) for f in lifted}}]
+            if lifted
+            else []
+        ),
+        *joint,
         {"$unset": AUX_JOIN_FIELD},
     ]
 
 
-def _lifted(field: str, programids: Sequence[int]) -> dict[str, Any]:
+def _lifted(field: str, programids: Sequence[int], permissions: Permissions) -> dict[str, Any]:
     source = f"${AUX_JOIN_FIELD}.{field}"
     if field not in AUX_HISTORY_FIELDS:
         return {"$ifNull": [source, {}]}
@@ -132,7 +145,7 @@ def _lifted(field: str, programids: Sequence[int]) -> dict[str, Any]:
             "as": POINT_VARIABLE,
             "cond": {
                 "$and": [
-                    {"$in": [f"{point}.programid", list(programids)]},
+                    *permissions.point_conditions(point, programids),
                     {"$lte": [f"{point}.jd", "$candidate.jd"]},
                     {"$lt": [{"$subtract": ["$candidate.jd", f"{point}.jd"]}, HISTORY_WINDOW_DAYS]},
                 ]

@@ -61,7 +61,7 @@ def run_filter(
         f.pipeline,
         candids=candids,
         programids=f.programids,
-        aux_collection=survey.aux,
+        survey=survey,
         step=settings.candids_per_query,
     )
     try:

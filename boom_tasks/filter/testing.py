@@ -104,7 +104,7 @@ def try_filter(
     """
     passed: list[dict[str, Any]] = []
     for run in chunked_run_pipelines(
-        pipeline, candids=candids, programids=programids, aux_collection=survey.aux, step=step
+        pipeline, candids=candids, programids=programids, survey=survey, step=step
     ):
         passed += user_aggregate(db[survey.alerts], run, budget_ms)
     return TrialReport(tried=len(candids), passed=passed)

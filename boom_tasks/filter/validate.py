@@ -33,12 +33,13 @@ from boom_tasks.filter.operators import KNOWN_OPERATORS
 AUX_HISTORY_FIELDS = ("prv_candidates", "prv_nondetections", "fp_hists")
 #: Fields of the aux document the broker lifts to the root of an alert when a
 #: filter names them (BOOM lifts these four, plus cross-survey ``aliases`` we do not store).
-AUX_FIELDS = (*AUX_HISTORY_FIELDS, "cross_matches")
+#: The other surveys' light curves of the same object, joined by the broker
+#: (:mod:`boom_tasks.filter.joint`) when a filter names it.
+SURVEY_MATCHES_FIELD = "survey_matches"
+AUX_FIELDS = (*AUX_HISTORY_FIELDS, "cross_matches", "aliases", SURVEY_MATCHES_FIELD)
 #: Field holding the joined aux document while its fields are lifted. It is removed
 #: before the filter's stages run, so a path into it always reads as missing.
 AUX_JOIN_FIELD = "aux"
-#: The collection of per-object history that the broker joins itself.
-DEFAULT_AUX_COLLECTION = "ZTF_alerts_aux"
 
 #: The stages a filter is made of: each one acts on one alert at a time.
 ALLOWED_STAGES = (
@@ -141,9 +142,7 @@ def parse_pipeline(text_or_obj: str | bytes | list[Any]) -> list[dict[str, Any]]
     return parsed
 
 
-def validate_pipeline(
-    pipeline: Any, *, aux_collection: str = DEFAULT_AUX_COLLECTION
-) -> list[dict[str, Any]]:
+def validate_pipeline(pipeline: Any, *, aux_collection: str) -> list[dict[str, Any]]:
     """Return ``pipeline`` unchanged if the broker may run it as a filter.
 
     Parameters

@@ -2,7 +2,8 @@
 
 Every alert repeats up to 30 days of its object's history, so the same point
 arrives many times. Points are de-duplicated by ``jd`` (one exposure), refined by
-``candid`` where there is one: real ZTF alerts sometimes carry two distinct
+the survey's point id where there is one (``Survey.point_id_fields``: ZTF's
+``candid``, LSST's ``diaSourceId``): real ZTF alerts sometimes carry two distinct
 detections of one object in the same exposure (e.g. ZTF17aadcuwj at
 jd 2460201.9350347, candids ...5004 and ...5005), and both are kept.
 
@@ -15,18 +16,22 @@ depend on the order alerts arrive in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from boom_tasks.alert.base import History
 
-#: The history arrays of an aux document, in the order they are stored.
+#: The history arrays of an aux document, in the order they are stored (BOOM's layout;
+#: a survey stores those of them it has, ``Survey.history_fields``).
 HISTORY_FIELDS = ("prv_candidates", "prv_nondetections", "fp_hists")
 
+#: Field telling apart two points of one ``jd`` when a survey names none.
+DEFAULT_ID_FIELD = "candid"
 
-def point_key(point: dict[str, Any]) -> tuple[float, int]:
-    """Return the identity of a point: its ``jd`` and, for detections, its ``candid``."""
-    return (point["jd"], point.get("candid") or 0)
+
+def point_key(point: dict[str, Any], id_field: str = DEFAULT_ID_FIELD) -> tuple[float, int]:
+    """Return the identity of a point: its ``jd`` and, where it has one, its ``id_field``."""
+    return (point["jd"], point.get(id_field) or 0)
 
 
 def _richness(point: dict[str, Any]) -> int:
@@ -43,7 +48,9 @@ def fill_missing(kept: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_points(
-    stored: Iterable[dict[str, Any]], incoming: Iterable[dict[str, Any]]
+    stored: Iterable[dict[str, Any]],
+    incoming: Iterable[dict[str, Any]],
+    id_field: str = DEFAULT_ID_FIELD,
 ) -> list[dict[str, Any]]:
     """Merge two lists of points, one per :func:`point_key`, sorted by it.
 
@@ -53,10 +60,12 @@ def merge_points(
         Points already in the database (they win ties).
     incoming
         Points from new alerts.
+    id_field
+        Field telling apart two points of one ``jd`` (see :func:`point_key`).
     """
     by_key: dict[tuple[float, int], dict[str, Any]] = {}
     for point in [*stored, *incoming]:
-        key = point_key(point)
+        key = point_key(point, id_field)
         held = by_key.get(key)
         if held is None:
             by_key[key] = point
@@ -68,7 +77,10 @@ def merge_points(
 
 
 def merge_history(
-    stored: dict[str, Any] | None, histories: Iterable[History]
+    stored: dict[str, Any] | None,
+    histories: Iterable[History],
+    fields: Sequence[str] = HISTORY_FIELDS,
+    id_fields: Mapping[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Return the merged history arrays of one object.
 
@@ -78,12 +90,22 @@ def merge_history(
         The object's aux document, or None for a new object.
     histories
         History of each alert of the object in the batch.
+    fields
+        The survey's history lists (``Survey.history_fields``).
+    id_fields
+        Point id of each list (``Survey.point_id_fields``); :data:`DEFAULT_ID_FIELD`
+        for a list it does not name.
     """
     histories = list(histories)
     stored = stored or {}
+    ids = id_fields or {}
     return {
-        name: merge_points(stored.get(name) or [], (p for h in histories for p in getattr(h, name)))
-        for name in HISTORY_FIELDS
+        name: merge_points(
+            stored.get(name) or [],
+            (p for h in histories for p in getattr(h, name)),
+            ids.get(name, DEFAULT_ID_FIELD),
+        )
+        for name in fields
     }
 
 
@@ -95,4 +117,4 @@ def history_changed(stored: dict[str, Any] | None, merged: dict[str, list[dict[s
     """
     if stored is None:
         return True
-    return any((stored.get(name) or []) != merged[name] for name in HISTORY_FIELDS)
+    return any((stored.get(name) or []) != points for name, points in merged.items())

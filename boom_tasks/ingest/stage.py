@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
-from boom_tasks.alert import get_parser
 from boom_tasks.alert.base import AlertDocs
 from boom_tasks.errors import AlertRejected
 from boom_tasks.ingest.quarantine import Rejected, quarantine
@@ -54,12 +53,11 @@ def parse_batch(
     survey: Survey, packets: list[bytes], now: dt.datetime
 ) -> tuple[list[AlertDocs], list[Rejected]]:
     """Parse packets; return the alerts (one per candid, first wins) and the rejects."""
-    parse = get_parser(survey.name)
     alerts: dict[int, AlertDocs] = {}
     rejected: list[Rejected] = []
     for packet in packets:
         try:
-            docs = parse(packet, now)
+            docs = survey.parse_packet(packet, now)
         except AlertRejected as e:
             rejected.append(Rejected(packet, e.reason))
             continue

@@ -66,6 +66,7 @@ def insert_new(collection: Collection, docs: list[dict[str, Any]]) -> set[Any]:
 
 
 def _aux_update(
+    survey: Survey,
     object_id: str,
     stored: dict[str, Any] | None,
     alerts: list[AlertDocs],
@@ -75,7 +76,9 @@ def _aux_update(
 
     Returns None when the merged history equals the stored one.
     """
-    merged = merge_history(stored, (a.history for a in alerts))
+    merged = merge_history(
+        stored, (a.history for a in alerts), survey.history_fields, survey.point_id_fields
+    )
     if not history_changed(stored, merged):
         return None
     token = uuid.uuid4().hex
@@ -99,13 +102,15 @@ def _aux_update(
     return op, token
 
 
-def _cas_round(aux: Collection, groups: dict[str, list[AlertDocs]], now: dt.datetime) -> set[str]:
+def _cas_round(
+    survey: Survey, aux: Collection, groups: dict[str, list[AlertDocs]], now: dt.datetime
+) -> set[str]:
     """Try to write every object's merged history once; return the objects that lost a race."""
     with mongo_errors("reading aux documents"):
         stored = {d["_id"]: d for d in aux.find({"_id": {"$in": list(groups)}})}
     ops, tokens = [], {}
     for object_id, alerts in groups.items():
-        update = _aux_update(object_id, stored.get(object_id), alerts, now)
+        update = _aux_update(survey, object_id, stored.get(object_id), alerts, now)
         if update is not None:
             ops.append(update[0])
             tokens[object_id] = update[1]
@@ -143,7 +148,7 @@ def update_aux(db: Database, survey: Survey, alerts: Iterable[AlertDocs], now: d
         groups[alert.object_id].append(alert)
     pending = dict(groups)
     for _ in range(MAX_CAS_ROUNDS):
-        lost = _cas_round(db[survey.aux], pending, now)
+        lost = _cas_round(survey, db[survey.aux], pending, now)
         if not lost:
             return
         pending = {oid: groups[oid] for oid in lost}

@@ -2,8 +2,8 @@
 
 Step 1: read the batch's candidates, their objects' light curves (aux) and, if a
         model needs them, their cutouts: three ``$in`` reads for the batch;
-Step 2: compute each alert's properties (:mod:`boom_tasks.ml.properties`) from its
-        light curve as of the alert;
+Step 2: compute each alert's properties (the survey's ``properties``, e.g.
+        :mod:`boom_tasks.surveys.ztf.properties`) from its light curve as of the alert;
 Step 3: run every model on the whole batch (:mod:`boom_tasks.ml.predict`);
 Step 4: write ``properties``, ``classifications.<model>`` and, for a model that
         skipped an alert, ``classifications_skipped.<model>`` (the reason), in one
@@ -31,9 +31,6 @@ ENRICHED_FIELD = "enriched_at"
 #: Fields of an alert the ML stage reads.
 ALERT_FIELDS = {"objectId": 1, "candidate": 1, "schemavsn": 1}
 
-#: Fields of an aux document the ML stage reads (the light curve).
-AUX_FIELDS = {"prv_candidates": 1, "prv_nondetections": 1, "fp_hists": 1}
-
 
 @dataclass
 class MLResult:
@@ -57,7 +54,8 @@ def _read(
         todo = None if redo else {ENRICHED_FIELD: {"$exists": False}}
         alerts = find_in(db[survey.alerts], "_id", candids, ALERT_FIELDS, query=todo)
         object_ids = sorted({a["objectId"] for a in alerts})
-        aux = {d["_id"]: d for d in find_in(db[survey.aux], "_id", object_ids, AUX_FIELDS)}
+        lists = dict.fromkeys(survey.history_fields, 1)  # the light curve only
+        aux = {d["_id"]: d for d in find_in(db[survey.aux], "_id", object_ids, lists)}
         # Only the cutouts of the alerts enriched now (not of those a replay skips).
         ids = [a["_id"] for a in alerts] if cutouts else []
         stamps = {d["_id"]: d for d in find_in(db[survey.cutouts], "_id", ids)}
@@ -65,7 +63,10 @@ def _read(
 
 
 def _contexts(
-    alerts: list[dict[str, Any]], aux: dict[str, dict[str, Any]], stamps: dict[int, Any]
+    survey: Survey,
+    alerts: list[dict[str, Any]],
+    aux: dict[str, dict[str, Any]],
+    stamps: dict[int, Any],
 ) -> list[tuple[AlertContext, dict[str, Any]]]:
     """Pair each alert's model context with its object's light curve as of the alert."""
     out = []
@@ -73,12 +74,12 @@ def _contexts(
         jd = a["candidate"]["jd"]
         history = aux.get(a["objectId"], {})
         cutouts = {k: v for k, v in stamps.get(a["_id"], {}).items() if k != "_id"}
-        curve = {k: until(history.get(k), jd) for k in AUX_FIELDS}
+        curve = {k: until(history.get(k), jd) for k in survey.history_fields}
         ctx = AlertContext(
             a["_id"],
             a["candidate"],
-            curve["prv_candidates"],
-            curve["prv_nondetections"],
+            curve.get("prv_candidates", []),
+            curve.get("prv_nondetections", []),
             cutouts,
             a.get("schemavsn"),
         )
@@ -99,21 +100,11 @@ def enrich_batch(
 
     Alerts already enriched are left as they are unless ``redo`` is set.
     """
-    from boom_tasks.ml.properties import alert_properties
-
     now = now or dt.datetime.now(dt.UTC)
     need_cutouts = any(m.spec.needs_cutouts() for m in models)
-    contexts = _contexts(*_read(db, survey, candids, need_cutouts, redo))
+    contexts = _contexts(survey, *_read(db, survey, candids, need_cutouts, redo))
     updates: dict[int, dict[str, Any]] = {
-        ctx.candid: {
-            "properties": alert_properties(
-                ctx.candidate,
-                curve["prv_candidates"],
-                curve["prv_nondetections"],
-                curve["fp_hists"],
-            ),
-            ENRICHED_FIELD: now,
-        }
+        ctx.candid: {"properties": survey.properties(ctx.candidate, curve), ENRICHED_FIELD: now}
         for ctx, curve in contexts
     }
     result = MLResult(alerts=len(contexts))

@@ -4,7 +4,7 @@ Step 1: take the alert's identity and position from its candidate.
 Step 2: list the filters it passed, each filter's annotations as JSON text.
 Step 3: take the object's light curve from its aux document as of this alert:
         points up to the alert's ``jd``, sorted by time, limited to the
-        programids the readers may see.
+        points the readers may see (the survey's permission model).
 Step 4: add the cross-matches (JSON text per catalogue), cutouts and stage times.
 Step 5: fit everything to the output schema with
         :func:`~boom_tasks.output.schema.conform`: plain Python types, and
@@ -19,11 +19,14 @@ import datetime as dt
 import json
 import math
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from boom_tasks.output.schema import SCHEMA_VERSION, OutputMessageError, conform, load_schema
+from boom_tasks.output.schema import OutputMessageError, conform, load_schema
+
+if TYPE_CHECKING:
+    from boom_tasks.surveys.base import Survey
 
 #: The ``publisher`` of every message.
 PUBLISHER = "boom-tasks"
@@ -34,30 +37,24 @@ TIME_STAGES = ("received", "ingested", "crossmatched", "enriched", "filtered", "
 #: Cutout fields, the same in the cutouts document and in the message.
 CUTOUT_FIELDS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
 
-#: Light-curve lists of the aux document, copied under the same names.
-HISTORY_FIELDS = ("prv_candidates", "prv_nondetections", "fp_hists")
-
-#: ``isdiffpos`` spellings of a positive (science minus reference) subtraction;
-#: ZTF sends 't' or '1', BOOM stores a bool.
-_POSITIVE = {"t", "1", "true"}
-#: ...and of a negative one.
-_NEGATIVE = {"f", "0", "false"}
-
 
 def build_message(
+    survey: Survey,
     alert: Mapping[str, Any],
     aux: Mapping[str, Any] | None,
     cutouts: Mapping[str, Any] | None,
     passes: list[dict[str, Any]],
     times: dict[str, float],
-    survey: str = "ZTF",
     *,
     programids: Collection[int] | None = None,
+    survey_matches: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the message published for one alert that passed filters.
 
     Parameters
     ----------
+    survey
+        The survey: its output schema, point format and permission model.
     alert
         The alert document (``<survey>_alerts``).
     aux
@@ -71,12 +68,13 @@ def build_message(
         values). Stored pass documents, with ``filter_name`` and ``fid``, work too.
     times
         Unix seconds (or datetimes) by stage name, from :data:`TIME_STAGES`.
-    survey
-        Survey name; picks the schema.
     programids
-        ZTF programids the message's readers may see. History points of other
-        programmes are left out, as BOOM does with a filter's permissions.
-        None keeps every point.
+        Programids the message's readers may see (a survey with programme
+        permissions). History points of other programmes are left out, as
+        BOOM does with a filter's permissions. None keeps every point.
+    survey_matches
+        The other surveys' objects at this position and their photometry
+        (:func:`boom_tasks.output.matches.survey_matches`), for a schema that has them.
 
     Returns
     -------
@@ -92,9 +90,9 @@ def build_message(
     candidate = dict(alert.get("candidate") or {})
     history = aux or {}
     message = {
-        "schemavsn": SCHEMA_VERSION,
+        "schemavsn": survey.output.schema_version,
         "publisher": PUBLISHER,
-        "survey": survey,
+        "survey": survey.name,
         "candid": alert.get("candid", alert.get("_id")),
         "objectId": alert.get("objectId"),
         "jd": candidate.get("jd"),
@@ -108,12 +106,13 @@ def build_message(
         "classifications_skipped": alert.get("classifications_skipped") or {},
         "properties": alert.get("properties"),
         "cross_matches": cross_matches_json(history.get("cross_matches")),
-        "candidate": with_isdiffpos(candidate),
-        **light_curve(history, candidate.get("jd"), programids),
+        "candidate": survey.output.point(candidate),
+        **light_curve(survey, history, candidate.get("jd"), programids),
         **{name: (cutouts or {}).get(name) for name in CUTOUT_FIELDS},
         "times": stage_times(times),
+        "survey_matches": survey_matches or [],
     }
-    out: dict[str, Any] = conform(message, load_schema(survey))
+    out: dict[str, Any] = conform(message, load_schema(survey.name))
     return out
 
 
@@ -171,34 +170,11 @@ def _json_plain(value: Any) -> Any:
     return str(value)
 
 
-def normalise_isdiffpos(value: Any) -> str | None:
-    """Return 't' for a positive subtraction, 'f' for a negative one, None if unknown.
-
-    ZTF schemas write 't'/'f' or '1'/'0', and BOOM stores a bool; consumers
-    then test one spelling. Any other text is passed through unchanged.
-    """
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if isinstance(value, bool | np.bool_):
-        text = "t" if value else "f"
-    if text in _POSITIVE:
-        return "t"
-    if text in _NEGATIVE:
-        return "f"
-    return str(value)
-
-
-def with_isdiffpos(point: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a copy of a detection with ``isdiffpos`` normalised (if it has one)."""
-    out = dict(point)
-    if "isdiffpos" in out:
-        out["isdiffpos"] = normalise_isdiffpos(out["isdiffpos"])
-    return out
-
-
 def light_curve(
-    history: Mapping[str, Any], jd: Any, programids: Collection[int] | None = None
+    survey: Survey,
+    history: Mapping[str, Any],
+    jd: Any,
+    programids: Collection[int] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Return the object's history lists as of ``jd``, each sorted by time.
 
@@ -208,21 +184,27 @@ def light_curve(
     """
     return {
         name: sorted(
-            (with_isdiffpos(p) for p in _visible(history.get(name) or [], jd, programids)),
+            (
+                survey.output.point(p)
+                for p in _visible(survey, history.get(name) or [], jd, programids)
+            ),
             key=lambda p: float(p["jd"]),
         )
-        for name in HISTORY_FIELDS
+        for name in survey.history_fields
     }
 
 
 def _visible(
-    points: Iterable[Mapping[str, Any]], jd: Any, programids: Collection[int] | None
+    survey: Survey,
+    points: Iterable[Mapping[str, Any]],
+    jd: Any,
+    programids: Collection[int] | None,
 ) -> Iterable[Mapping[str, Any]]:
     for point in points:
         when = point.get("jd")
         if not isinstance(when, int | float) or (isinstance(jd, int | float) and when > jd):
             continue
-        if programids is None or point.get("programid") in programids:
+        if survey.permissions.visible(point, programids):
             yield point
 
 

@@ -27,8 +27,9 @@ from pymongo.database import Database
 
 from boom_tasks.errors import ServiceUnavailable
 from boom_tasks.output.config import OutputSettings
+from boom_tasks.output.matches import read_matched, survey_matches
 from boom_tasks.output.message import build_message
-from boom_tasks.output.schema import encode
+from boom_tasks.output.schema import carries_matches, encode
 from boom_tasks.services.kafka import producer_config
 from boom_tasks.services.mongo import find_in, mongo_errors
 from boom_tasks.settings import KafkaSettings
@@ -126,19 +127,26 @@ def publish_batch(
     if not todo:
         return 0
     alerts, aux, stamps = _documents(db, survey, sorted(todo))
+    joint = carries_matches(survey.name)
+    matched = read_matched(db, survey, aux.values()) if joint else {}
     delivered: set[int] = set()
     results_topic = topic_name(settings.results_topic, survey.name)
     for candid, passes in todo.items():
         alert = alerts[candid]
         stamped = {**times, "published": time.time()}
         message = build_message(
+            survey,
             alert,
             aux.get(alert["objectId"]),
             stamps.get(candid),
             passes,
             stamped,
-            survey.name,
             programids=visible_programids(passes),
+            survey_matches=survey_matches(
+                aux.get(alert["objectId"]), alert["candidate"].get("jd"), matched
+            )
+            if joint
+            else None,
         )
         topics = [results_topic]
         if settings.per_filter_topics:

@@ -11,8 +11,10 @@ resolve an id against, which a schemaless encoding would need. The cost is the
 ~32 KB header in every message. The producer's zstd batch compression removes
 nearly all of it, because the header repeats byte for byte.
 
-Versioning: the file's ``version`` attribute, :data:`SCHEMA_VERSION` and every
-record's ``schemavsn`` field agree. A minor version only adds fields with
+Each survey names its schema file and version (``Survey.output``).
+
+Versioning: the file's ``version`` attribute, the survey's ``schema_version`` and
+every record's ``schemavsn`` field agree. A minor version only adds fields with
 defaults, so a reader using the new schema still resolves old messages. A
 major version gets a new file and keeps the ``boom_tasks.ztf`` namespace,
 because Avro resolution matches records by their full name.
@@ -33,13 +35,8 @@ import fastavro
 import numpy as np
 
 from boom_tasks.alert.avro import decode_first_record
-from boom_tasks.errors import AlertRejected, ConfigError, PermanentError, UnknownSurvey
-
-#: Version of the output schema; must equal the ``version`` in the schema file.
-SCHEMA_VERSION = "1.0"
-
-#: Schema file of each survey, under ``boom_tasks/output/schema/``.
-SCHEMA_FILES: dict[str, str] = {"ZTF": "ztf_results_v1.avsc"}
+from boom_tasks.errors import AlertRejected, ConfigError, PermanentError
+from boom_tasks.surveys import get_survey
 
 #: Avro block codec. Kafka already compresses whole batches with zstd (see
 #: ``producer_config``), as BOOM now does, so compressing each record again only costs CPU.
@@ -57,35 +54,37 @@ class OutputMessageError(PermanentError):
 
 
 @cache
-def schema_json(survey: str = "ZTF") -> dict[str, Any]:
+def schema_json(survey: str) -> dict[str, Any]:
     """Return the documented JSON schema of ``survey``'s messages, read once.
 
     Raises
     ------
     UnknownSurvey
-        If no output schema exists for ``survey``.
+        If no survey of that name is registered.
     ConfigError
-        If the file's ``version`` differs from :data:`SCHEMA_VERSION`.
+        If the file's ``version`` differs from the survey's ``schema_version``.
     """
-    try:
-        name = SCHEMA_FILES[survey]
-    except KeyError:
-        raise UnknownSurvey(
-            f"no output schema for survey {survey!r}; known: {sorted(SCHEMA_FILES)}"
-        ) from None
-    text = resources.files("boom_tasks.output").joinpath("schema", name).read_text()
+    output = get_survey(survey).output
+    text = resources.files("boom_tasks.output").joinpath("schema", output.schema_file).read_text()
     schema: dict[str, Any] = json.loads(text)
-    if schema.get("version") != SCHEMA_VERSION:
+    if schema.get("version") != output.schema_version:
         raise ConfigError(
-            f"{name} declares version {schema.get('version')!r}, code expects {SCHEMA_VERSION}"
+            f"{output.schema_file} declares version {schema.get('version')!r}, "
+            f"code expects {output.schema_version}"
         )
     return schema
 
 
 @cache
-def load_schema(survey: str = "ZTF") -> dict[str, Any]:
+def load_schema(survey: str) -> dict[str, Any]:
     """Return ``survey``'s output schema parsed by fastavro, parsed once per process."""
     return cast(dict[str, Any], fastavro.parse_schema(schema_json(survey)))
+
+
+@cache
+def carries_matches(survey: str) -> bool:
+    """Tell whether ``survey``'s messages have ``survey_matches`` (worth reading for)."""
+    return any(f["name"] == "survey_matches" for f in schema_json(survey)["fields"])
 
 
 def conform(value: Any, schema: dict[str, Any], path: str = "message") -> Any:

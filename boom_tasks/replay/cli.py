@@ -10,6 +10,11 @@ Replay local packets, one burst of 300 alerts every 30 s, as a telescope would::
 
     boom-produce ZTF --date 20181129 --from ../shared/data/ztf/fink-20181129 \
         --burst-size 300 --burst-interval 30
+
+Replay Rubin packets (Confluent wire format, or Avro container files) to Rubin's
+one topic, or to a topic of your own::
+
+    boom-produce LSST --from ../shared/data/lsst/fink [--topic my-lsst-test]
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from boom_tasks import logs
 from boom_tasks.errors import BoomError
-from boom_tasks.surveys.base import parse_date
+from boom_tasks.surveys.base import Survey, parse_date, tonight
 
 #: Exit status of a failure boom-produce explains itself (bad input, Kafka down).
 EXIT_ERROR = 2
@@ -35,6 +40,21 @@ def night_date(value: str) -> str:
         return parse_date(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a night as YYYYMMDD, got {value!r}") from None
+
+
+def night_source(survey: Survey, date: str, source: Path | None, progress: bool = True) -> Path:
+    """Return the packets to replay: ``source``, or the survey's public archive of ``date``.
+
+    Raises
+    ------
+    BoomError
+        If no source is given and the survey has no public archive to download.
+    """
+    if source is not None:
+        return source
+    if survey.replay.fetch_night is None:
+        raise BoomError(f"{survey.name} has no public archive to download: give --from DIR")
+    return survey.replay.fetch_night(date, progress=progress)
 
 
 def add_night_arguments(p: argparse.ArgumentParser, default_date: str | None = None) -> None:
@@ -61,8 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="boom-produce", description="Produce one night of alert packets to Kafka."
     )
-    p.add_argument("survey", help="survey name, e.g. ZTF")
-    add_night_arguments(p)
+    p.add_argument("survey", help="survey name, e.g. ZTF or LSST")
+    add_night_arguments(p, default_date=tonight())
+    p.add_argument("--topic", help="topic to send to (default: the survey's topic of the night)")
     p.add_argument("--burst-size", type=int, help="alerts per burst (default: no pacing)")
     p.add_argument(
         "--burst-interval", type=float, default=0.0, help="seconds from one burst to the next"
@@ -75,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Produce the night ``args`` describes and print where it went; return the exit status."""
     # Imported here so that --help answers without loading the Kafka client.
-    from boom_tasks.replay.download import fetch_night
+    from boom_tasks.bridge.intake import intake_topic
     from boom_tasks.replay.producer import produce_night
     from boom_tasks.settings import get_settings
     from boom_tasks.surveys import get_survey
@@ -83,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     survey = get_survey(args.survey)
     settings = get_settings()
     progress = not args.no_progress
-    source = args.source or fetch_night(args.date, progress=progress)
+    source = night_source(survey, args.date, args.source, progress)
+    # The topic the bridge of this survey reads, so a replay reaches it.
+    topic = intake_topic(settings, survey, args.date, args.topic)
     produced = produce_night(
         settings,
         survey,
@@ -92,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
         burst_size=args.burst_size,
         burst_interval_s=args.burst_interval,
         progress=progress,
+        topic=topic,
     )
-    print(f"produced {produced} alerts to topic {survey.topic(args.date)}")
+    print(f"produced {produced} alerts to topic {topic}")
     return 0
 
 

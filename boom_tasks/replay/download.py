@@ -1,4 +1,4 @@
-"""Download a night of ZTF's public alert archive, once, into a local cache.
+"""Download a night of a survey's public alert archive, once, into a local cache.
 
 The file is written to ``<name>.part`` and renamed only when complete, so an
 interrupted download is never mistaken for a night with fewer alerts; the next
@@ -17,12 +17,8 @@ from tqdm import tqdm
 
 from boom_tasks.replay.archive import ArchiveError
 from boom_tasks.settings import PROJECT_ROOT
-from boom_tasks.surveys.base import parse_date
 
 log = logging.getLogger(__name__)
-
-#: Where ZTF's public nights are published, one ``ztf_public_YYYYMMDD.tar.gz`` each.
-ARCHIVE_URL = "https://ztf.uw.edu/alerts/public"
 
 #: Cache of downloaded nights; ``.local/`` is ignored by git.
 DEFAULT_CACHE_DIR = PROJECT_ROOT / ".local" / "archive"
@@ -34,28 +30,23 @@ TIMEOUT_S = 60.0
 CHUNK_BYTES = 1 << 20
 
 
-def night_filename(date: str) -> str:
-    """Return the archive's file name of one night (``ztf_public_YYYYMMDD.tar.gz``)."""
-    return f"ztf_public_{parse_date(date)}.tar.gz"
-
-
-def fetch_night(
-    date: str,
+def fetch_file(
+    name: str,
+    base_url: str,
     cache_dir: Path | str | None = None,
     *,
-    base_url: str = ARCHIVE_URL,
     progress: bool = True,
 ) -> Path:
-    """Return the local path of one night's tarball, downloading it on first use.
+    """Return the local path of one archive file, downloading it on first use.
 
     Parameters
     ----------
-    date
-        Night as ``YYYYMMDD``.
-    cache_dir
-        Folder of downloaded nights; defaults to ``DEFAULT_CACHE_DIR``.
+    name
+        The file's name in the archive (e.g. ``ztf_public_20240617.tar.gz``).
     base_url
         Folder URL of the archive (any scheme urllib opens, e.g. ``file://``).
+    cache_dir
+        Folder of downloaded nights; defaults to ``DEFAULT_CACHE_DIR``.
     progress
         Show a progress bar (it hides itself anyway when stderr is not a terminal).
 
@@ -66,12 +57,9 @@ def fetch_night(
 
     Raises
     ------
-    ValueError
-        If ``date`` is not a ``YYYYMMDD`` date.
     ArchiveError
         If the download fails or ends before the announced size.
     """
-    name = night_filename(date)
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     target = cache / name
     if target.is_file():

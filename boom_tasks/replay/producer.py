@@ -21,7 +21,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from tqdm import tqdm
 
 from boom_tasks.errors import ServiceUnavailable
-from boom_tasks.replay.archive import count_packets, iter_packets
 from boom_tasks.services.kafka import ensure_topic, producer_config
 from boom_tasks.settings import Settings, get_settings
 from boom_tasks.surveys.base import Survey
@@ -130,6 +129,7 @@ def produce_night(
     burst_size: int | None = None,
     burst_interval_s: float = 0.0,
     progress: bool = True,
+    topic: str | None = None,
 ) -> int:
     """Produce every packet of one night to the survey's topic of that night.
 
@@ -142,9 +142,12 @@ def produce_night(
     date
         Night as ``YYYYMMDD``; names the topic (``survey.topic(date)``).
     source
-        The night's ``.tar.gz`` or a folder of ``*.avro`` packets.
+        The night's ``.tar.gz`` or a folder of ``*.avro`` packets (read by the
+        survey's replay source, in its wire format).
     burst_size, burst_interval_s, progress
         As for :func:`produce_packets`.
+    topic
+        Send to this topic instead of the survey's topic of ``date``.
 
     Returns
     -------
@@ -158,15 +161,16 @@ def produce_night(
     ServiceUnavailable
         If Kafka cannot be reached or does not acknowledge every packet.
     """
-    packets = iter_packets(source)  # fails before the topic is created if source is wrong
+    # Fails before the topic is created if source is wrong.
+    packets = survey.replay.iter_packets(source)
     return produce_packets(
         settings,
-        survey.topic(date),
+        topic or survey.topic(date),
         packets,
         burst_size=burst_size,
         burst_interval_s=burst_interval_s,
         progress=progress,
-        total=count_packets(source),
+        total=survey.replay.count_packets(source),
     )
 
 

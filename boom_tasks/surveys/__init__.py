@@ -1,11 +1,16 @@
-"""Survey registry: look a survey up by the name given on the command line."""
+"""Survey registry: look a survey up by the name given on the command line.
+
+Adding a survey: write its package beside ``ztf/`` and ``lsst/`` (see
+``docs/surveys.md``) and add it to :data:`SURVEYS`.
+"""
 
 from boom_tasks.errors import UnknownSurvey
 from boom_tasks.surveys.base import Survey
+from boom_tasks.surveys.lsst import LSST
 from boom_tasks.surveys.ztf import ZTF
 
 #: Every survey boom-tasks can ingest, by upper-case name.
-SURVEYS: dict[str, Survey] = {ZTF.name: ZTF}
+SURVEYS: dict[str, Survey] = {ZTF.name: ZTF, LSST.name: LSST}
 
 
 def get_survey(name: str) -> Survey:

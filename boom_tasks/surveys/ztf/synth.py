@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import random
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from typing import Any
 import fastavro
 
 from boom_tasks.replay.archive import ArchiveError, iter_packets
+from boom_tasks.replay.synthetic import check_counts, cos_dec, placements
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ OBJECT_LETTERS = 7
 #: Scatter of an object's detections around its position, in degrees (0.1 arcsec,
 #: about ZTF's astrometric precision): repeated detections are not bit-identical.
 SCATTER_DEG = 0.1 / 3600
-
-#: Floor of cos(dec) when converting arc offsets to RA offsets, so a position
-#: drawn right at a pole stays finite.
-MIN_COS_DEC = 1e-6
 
 
 @dataclass(frozen=True)
@@ -121,11 +117,7 @@ def synth_alerts(
     ValueError
         If ``n``, ``alerts_per_object`` or ``start`` is out of range.
     """
-    if n < 0 or start < 0 or alerts_per_object < 1:
-        raise ValueError(
-            f"need n >= 0, start >= 0, alerts_per_object >= 1; got {n}, {start}, "
-            f"{alerts_per_object}"
-        )
+    check_counts(n, start, alerts_per_object)
     sources = load_sources(source)  # here, not in the generator: fail at the call
     return _generate(sources, n, seed, alerts_per_object, start)
 
@@ -135,14 +127,10 @@ def _generate(
 ) -> Iterator[bytes]:
     """Make the packets of :func:`synth_alerts`, drawing every random number from one seed."""
     rng = random.Random(seed)
-    ra = dec = 0.0
-    for i in range(start, start + n):
-        number, rank = divmod(i, alerts_per_object)
-        if rank == 0 or i == start:  # a new object: draw its place on the sky
-            ra, dec = random_position(rng)
-        alert_ra, alert_dec = _scatter(rng, ra, dec)
-        src = sources[i % len(sources)]
-        record = synth_record(src, CANDID_BASE + i, object_id(number), alert_ra, alert_dec)
+    for at in placements(rng, n, start, alerts_per_object, SCATTER_DEG):
+        src = sources[at.index % len(sources)]
+        candid, obj = CANDID_BASE + at.index, object_id(at.object_number)
+        record = synth_record(src, candid, obj, at.ra, at.dec)
         yield encode(record, src.schema, sync_marker=rng.randbytes(16))
 
 
@@ -215,20 +203,6 @@ def object_id(number: int) -> str:
     return f"ZTF{OBJECT_YEAR}{''.join(reversed(letters))}"
 
 
-def random_position(rng: random.Random) -> tuple[float, float]:
-    """Draw ``(ra, dec)`` in degrees uniformly on the sphere (not uniformly in dec)."""
-    ra = rng.uniform(0.0, 360.0) % 360.0
-    dec = math.degrees(math.asin(rng.uniform(-1.0, 1.0)))
-    return ra, dec
-
-
-def _scatter(rng: random.Random, ra: float, dec: float) -> tuple[float, float]:
-    """Return ``(ra, dec)`` moved by a small random offset (``SCATTER_DEG``)."""
-    cos_dec = max(math.cos(math.radians(dec)), MIN_COS_DEC)
-    new_dec = min(90.0, max(-90.0, dec + rng.gauss(0.0, SCATTER_DEG)))
-    return (ra + rng.gauss(0.0, SCATTER_DEG) / cos_dec) % 360.0, new_dec
-
-
 def synth_record(
     src: SourceAlert, candid: int, object_id: str, ra: float, dec: float
 ) -> dict[str, Any]:
@@ -254,9 +228,7 @@ def _moved(prv: dict[str, Any], src: SourceAlert, ra: float, dec: float) -> dict
     # The RA offset, wrapped to [-180, 180), is an arc of d_ra*cos(dec) on the sky:
     # rescale it to the new declination so the entry stays as far from the alert.
     d_ra = (prv["ra"] - src.ra + 180.0) % 360.0 - 180.0
-    scale = max(math.cos(math.radians(src.dec)), MIN_COS_DEC) / max(
-        math.cos(math.radians(dec)), MIN_COS_DEC
-    )
+    scale = cos_dec(src.dec) / cos_dec(dec)
     new_dec = min(90.0, max(-90.0, dec + prv["dec"] - src.dec))
     return dict(prv, ra=(ra + d_ra * scale) % 360.0, dec=new_dec)
 

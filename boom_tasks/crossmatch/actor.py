@@ -1,4 +1,4 @@
-"""The crossmatch actor of each survey: candids in, new objects matched, candids out."""
+"""The crossmatch actor of a survey: candids in, new objects matched, candids out."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from typing import Any
 
 import dramatiq
 
-from boom_tasks.actors.messages import check_version, hand_on
-from boom_tasks.actors.ml import ML
-from boom_tasks.broker import actor_options
+from boom_tasks.broker import queue_name, stage_actor
 from boom_tasks.crossmatch.stage import CatalogPlan, crossmatch_batch, plan_catalogs
+from boom_tasks.messages import check_version, hand_on
 from boom_tasks.services.mongo import get_catalog_db, get_db
-from boom_tasks.settings import get_settings
-from boom_tasks.surveys import SURVEYS, Survey
+from boom_tasks.settings import Settings
+from boom_tasks.surveys.base import Survey
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +24,11 @@ PLAN_TTL_S = 300.0
 _plans: dict[str, tuple[float, list[CatalogPlan]]] = {}
 
 
-def current_plans(survey: Survey) -> list[CatalogPlan]:
+def current_plans(survey: Survey, settings: Settings) -> list[CatalogPlan]:
     """Return the survey's loaded catalogs, looked up at most every :data:`PLAN_TTL_S`."""
     cached = _plans.get(survey.name)
     if cached and time.monotonic() < cached[0]:
         return cached[1]
-    settings = get_settings()
     specs = settings.crossmatch.get(survey.name, [])
     plans, problems = plan_catalogs(get_catalog_db(settings.mongo), specs)
     for problem in problems:
@@ -39,17 +37,21 @@ def current_plans(survey: Survey) -> list[CatalogPlan]:
     return plans
 
 
-def make_crossmatch_actor(survey: Survey) -> dramatiq.Actor:
+def declare(
+    broker: dramatiq.Broker,
+    survey: Survey,
+    settings: Settings,
+    next_stage: dramatiq.Actor | None,
+) -> dramatiq.Actor:
     """Declare the ``<survey>_crossmatch`` actor on its own queue."""
-    name = f"{survey.queue_prefix}_crossmatch"
-    next_stage = ML[survey.name]
+    name = queue_name(survey, "crossmatch")
 
-    @dramatiq.actor(actor_name=name, queue_name=name, **actor_options(get_settings().worker))
+    @stage_actor(broker, name, settings.worker)
     def crossmatch(candids: list[int], times: dict[str, float], version: int = 1) -> dict[str, Any]:
         check_version(name, version)
         started = time.monotonic()
-        db = get_db(get_settings().mongo)
-        matched = crossmatch_batch(db, survey, current_plans(survey), candids)
+        db = get_db(settings.mongo)
+        matched = crossmatch_batch(db, survey, current_plans(survey, settings), candids)
         log.info(
             "%s: %d alerts, %d new objects matched in %.2fs",
             name,
@@ -57,13 +59,7 @@ def make_crossmatch_actor(survey: Survey) -> dramatiq.Actor:
             matched,
             time.monotonic() - started,
         )
-        hand_on(survey.name, "crossmatched", candids, times, next_stage)
+        hand_on(settings, survey.name, "crossmatched", candids, times, next_stage)
         return {"alerts": len(candids), "objects_matched": matched}
 
     return crossmatch
-
-
-#: The crossmatch actor of every registered survey, by survey name.
-CROSSMATCH: dict[str, dramatiq.Actor] = {
-    name: make_crossmatch_actor(s) for name, s in SURVEYS.items()
-}

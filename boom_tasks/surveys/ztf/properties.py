@@ -35,8 +35,18 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from boom_tasks.ml.photometry import (
+    MAG_ERR_FACTOR,
+    Point,
+    best_per_exposure,
+    finite,
+    is_stationary,
+    number,
+    photstats,
+)
 
 
 def _f32(value: float) -> float:
@@ -90,31 +100,6 @@ FORCED_MIN_SNR = 3.0
 FORCED_PROCSTATUS_OK = "0"
 #: ZTF's sentinel for a missing forced-photometry flux.
 FLUX_MISSING = -99999.0
-#: 2.5 / ln(10): turns a relative flux error into a magnitude error.
-MAG_ERR_FACTOR = 2.5 / math.log(10.0)
-#: The minimum span in days for ``stationary``, and for fitting each side of
-#: a peak (14.4 min: two visits on one night).
-MIN_SPAN_DAYS = 0.01
-#: Below this weighted spread of times (day²/mag²) BOOM treats the fit as singular.
-MIN_SXX = 1e-10
-
-
-class Point(NamedTuple):
-    """One magnitude of the light curve. ``rank`` orders copies of one exposure."""
-
-    jd: float
-    mag: float
-    mag_err: float
-    band: str
-    rank: tuple[int, int]
-
-
-def _number(doc: dict[str, Any], key: str, default: float) -> float:
-    """Return ``doc[key]`` as a float, or ``default`` when absent, null or not a number."""
-    value = doc.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    return float(value)
 
 
 def is_rock(candidate: dict[str, Any]) -> bool:
@@ -123,8 +108,8 @@ def is_rock(candidate: dict[str, Any]) -> bool:
     A missing ``ssdistnr`` or ``ssmagnr`` gives False, and so does ZTF's
     -999 sentinel ("no known object"), because it fails ``>= 0``.
     """
-    ssdistnr = _number(candidate, "ssdistnr", math.inf)
-    ssmagnr = _number(candidate, "ssmagnr", math.inf)
+    ssdistnr = number(candidate, "ssdistnr", math.inf)
+    ssmagnr = number(candidate, "ssmagnr", math.inf)
     return 0.0 <= ssdistnr < SSO_MAX_DIST and ssmagnr >= 0.0
 
 
@@ -136,21 +121,21 @@ def is_star(candidate: dict[str, Any]) -> bool:
     ``sgscore`` but no ``sgscore1``) give False. The -999 sentinels fail
     every ``> 0`` or ``>= 0`` test.
     """
-    sgscore1 = _number(candidate, "sgscore1", 0.0)
-    distpsnr1 = _number(candidate, "distpsnr1", math.inf)
+    sgscore1 = number(candidate, "sgscore1", 0.0)
+    distpsnr1 = number(candidate, "distpsnr1", math.inf)
     if sgscore1 > STAR_SGSCORE and 0.0 <= distpsnr1 <= STAR_MAX_DIST:
         return True
-    srmag1 = _number(candidate, "srmag1", math.inf)
+    srmag1 = number(candidate, "srmag1", math.inf)
     if not (sgscore1 > RED_STAR_SGSCORE and 0.0 <= distpsnr1 <= RED_STAR_MAX_DIST and srmag1 > 0):
         return False
-    redder = (_number(candidate, key, math.inf) for key in ("szmag1", "simag1"))
+    redder = (number(candidate, key, math.inf) for key in ("szmag1", "simag1"))
     return any(mag > 0.0 and srmag1 - mag > RED_STAR_MIN_COLOUR for mag in redder)
 
 
 def _bright_ps1_star(candidate: dict[str, Any], n: int) -> bool:
-    sgscore = _number(candidate, f"sgscore{n}", 0.0)
-    dist = _number(candidate, f"distpsnr{n}", math.inf)
-    srmag = _number(candidate, f"srmag{n}", math.inf)
+    sgscore = number(candidate, f"sgscore{n}", 0.0)
+    dist = number(candidate, f"distpsnr{n}", math.inf)
+    srmag = number(candidate, f"srmag{n}", math.inf)
     return (
         sgscore > PS1_BRIGHT_SGSCORE
         and dist <= PS1_BRIGHT_MAX_DIST
@@ -167,22 +152,18 @@ def is_near_brightstar(candidate: dict[str, Any]) -> bool:
     ``distpsnr1`` < 0.5, a -999 (missing) ``sgmag1``/``srmag1``/``simag1``
     also passes its ``< 17`` test.
     """
-    neargaiabright = _number(candidate, "neargaiabright", math.inf)
-    maggaiabright = _number(candidate, "maggaiabright", math.inf)
+    neargaiabright = number(candidate, "neargaiabright", math.inf)
+    maggaiabright = number(candidate, "maggaiabright", math.inf)
     if 0.0 <= neargaiabright <= GAIA_BRIGHT_MAX_DIST and 0.0 < maggaiabright <= GAIA_BRIGHT_MAX_MAG:
         return True
     if any(_bright_ps1_star(candidate, n) for n in (1, 2, 3)):
         return True
     ambiguous = (
-        _number(candidate, "sgscore1", 0.0) == PS1_AMBIGUOUS_SGSCORE
-        and _number(candidate, "distpsnr1", math.inf) < PS1_AMBIGUOUS_MAX_DIST
+        number(candidate, "sgscore1", 0.0) == PS1_AMBIGUOUS_SGSCORE
+        and number(candidate, "distpsnr1", math.inf) < PS1_AMBIGUOUS_MAX_DIST
     )
-    mags = (_number(candidate, key, math.inf) for key in ("sgmag1", "srmag1", "simag1"))
+    mags = (number(candidate, key, math.inf) for key in ("sgmag1", "srmag1", "simag1"))
     return ambiguous and any(mag < PS1_AMBIGUOUS_MAX_MAG for mag in mags)
-
-
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
 
 
 def _band(point: dict[str, Any]) -> str | None:
@@ -200,10 +181,10 @@ def detection_point(detection: dict[str, Any], rank: tuple[int, int]) -> Point |
     need to do: its schema cannot hold them.
     """
     band = _band(detection)
-    jd = _number(detection, "jd", math.nan)
-    mag = _number(detection, "magpsf", math.nan)
-    err = _number(detection, "sigmapsf", math.nan)
-    if band is None or detection.get("isdiffpos") is None or not _finite(jd, mag, err):
+    jd = number(detection, "jd", math.nan)
+    mag = number(detection, "magpsf", math.nan)
+    err = number(detection, "sigmapsf", math.nan)
+    if band is None or detection.get("isdiffpos") is None or not finite(jd, mag, err):
         return None
     return Point(jd, mag, err, band, rank)
 
@@ -219,11 +200,11 @@ def forced_point(forced: dict[str, Any]) -> Point | None:
     band = _band(forced)
     if band is None or str(forced.get("procstatus")) != FORCED_PROCSTATUS_OK:
         return None
-    jd = _number(forced, "jd", math.nan)
-    zp = _number(forced, "magzpsci", math.nan)
-    flux = _number(forced, "forcediffimflux", math.nan)
-    unc = _number(forced, "forcediffimfluxunc", math.nan)
-    if not _finite(jd, zp, flux, unc) or FLUX_MISSING in (flux, unc) or unc <= 0.0:
+    jd = number(forced, "jd", math.nan)
+    zp = number(forced, "magzpsci", math.nan)
+    flux = number(forced, "forcediffimflux", math.nan)
+    unc = number(forced, "forcediffimfluxunc", math.nan)
+    if not finite(jd, zp, flux, unc) or FLUX_MISSING in (flux, unc) or unc <= 0.0:
         return None
     flux = abs(flux)
     if flux / unc <= FORCED_MIN_SNR:
@@ -246,118 +227,14 @@ def light_curve(
     stored first. We prefer this alert's own candidate, then the lowest candid,
     so the result does not depend on input order.
     """
-    now = _number(candidate, "jd", math.nan)
+    now = number(candidate, "jd", math.nan)
     own = candidate.get("candid")
     points = [detection_point(candidate, (0, 0))]
     for det in detections:
         if det.get("candid") != own or own is None:
             points.append(detection_point(det, (0, 1 + (det.get("candid") or 0))))
     points.extend(forced_point(fp) for fp in forced)
-    best: dict[tuple[float, str], Point] = {}
-    for p in points:
-        if p is not None and p.jd <= now:
-            held = best.get((p.jd, p.band))
-            if held is None or p.rank < held.rank:
-                best[(p.jd, p.band)] = p
-    return sorted(best.values(), key=lambda p: (p.jd, p.band))
-
-
-def is_stationary(points: list[Point]) -> bool:
-    """Return whether the light curve (all bands) spans more than :data:`MIN_SPAN_DAYS`.
-
-    Asteroids move away within minutes, so a source seen twice at one place
-    over more than 14.4 minutes is stationary. An empty or single-point light
-    curve is not.
-    """
-    return bool(points) and points[-1].jd - points[0].jd > MIN_SPAN_DAYS
-
-
-def weighted_linear_fit(
-    x: list[float], y: list[float], sigma: list[float]
-) -> dict[str, Any] | None:
-    """Fit ``y = a x + b`` by weighted least squares, weights 1/sigma², centred on the mean.
-
-    Returns
-    -------
-    dict or None
-        ``rate`` (a), ``rate_error`` (sqrt(1/Sxx), the formal error),
-        ``red_chi2`` (chi² / (n - 2), or None for two points), ``nb_data`` and
-        ``dt`` (x span). None for fewer than 2 points, when a sigma is not
-        positive and finite, or when the times are degenerate (Sxx <
-        :data:`MIN_SXX`).
-    """
-    n = len(x)
-    if n < 2 or not all(s > 0.0 and math.isfinite(s) for s in sigma):
-        return None
-    w = [1.0 / (s * s) for s in sigma]
-    if not all(math.isfinite(wi) for wi in w):
-        return None
-    x_mean = sum(wi * xi for wi, xi in zip(w, x, strict=True)) / sum(w)
-    y_mean = sum(wi * yi for wi, yi in zip(w, y, strict=True)) / sum(w)
-    sxx = sum(wi * (xi - x_mean) ** 2 for wi, xi in zip(w, x, strict=True))
-    if abs(sxx) < MIN_SXX:
-        return None
-    sxy = sum(wi * (xi - x_mean) * (yi - y_mean) for wi, xi, yi in zip(w, x, y, strict=True))
-    rate = sxy / sxx
-    intercept = y_mean - rate * x_mean
-    residuals = (yi - rate * xi - intercept for xi, yi in zip(x, y, strict=True))
-    chi2 = sum((r / si) ** 2 for r, si in zip(residuals, sigma, strict=True))
-    return {
-        "rate": rate,
-        "rate_error": math.sqrt(1.0 / sxx),
-        "red_chi2": chi2 / (n - 2) if n > 2 else None,
-        "nb_data": n,
-        "dt": x[-1] - x[0],
-    }
-
-
-def segment_rate(segment: list[Point]) -> dict[str, Any] | None:
-    """Return the magnitude rate (mag/day) over one side of a peak, or None.
-
-    Following BOOM, no fit is made for a single point, for a span of
-    :data:`MIN_SPAN_DAYS` or less, or when the brightest and faintest points
-    agree within their errors (brightest + err >= faintest - err: only noise).
-    Time is counted from the segment's first point. A negative rate means
-    brightening.
-    """
-    if len(segment) < 2 or segment[-1].jd - segment[0].jd <= MIN_SPAN_DAYS:
-        return None
-    brightest = min(segment, key=lambda p: p.mag)
-    faintest = max(segment, key=lambda p: p.mag)
-    if brightest.mag + brightest.mag_err >= faintest.mag - faintest.mag_err:
-        return None
-    t0 = segment[0].jd
-    return weighted_linear_fit(
-        [p.jd - t0 for p in segment], [p.mag for p in segment], [p.mag_err for p in segment]
-    )
-
-
-def band_stats(points: list[Point]) -> dict[str, Any]:
-    """Return one band's peak and its rise and fade rates.
-
-    ``points`` must be time-sorted and non-empty. The peak is the brightest
-    point, the earliest if several tie. ``rising`` is fitted from the first
-    point to the peak, ``fading`` from the peak to the last, both including
-    the peak. ``dt`` is the band's time span in days.
-    """
-    peak = min(range(len(points)), key=lambda i: points[i].mag)
-    return {
-        "peak_jd": points[peak].jd,
-        "peak_mag": points[peak].mag,
-        "peak_mag_err": points[peak].mag_err,
-        "dt": points[-1].jd - points[0].jd,
-        "rising": segment_rate(points[: peak + 1]),
-        "fading": segment_rate(points[peak:]),
-    }
-
-
-def photstats(points: list[Point]) -> dict[str, dict[str, Any] | None]:
-    """Return :func:`band_stats` for each ZTF band, None for a band with no points."""
-    stats: dict[str, dict[str, Any] | None] = {}
-    for band in ZTF_BANDS.values():
-        in_band = [p for p in points if p.band == band]
-        stats[band] = band_stats(in_band) if in_band else None
-    return stats
+    return best_per_exposure(points, now)
 
 
 def alert_properties(
@@ -397,5 +274,14 @@ def alert_properties(
         "star": is_star(candidate),
         "near_brightstar": is_near_brightstar(candidate),
         "stationary": is_stationary(points),
-        "photstats": photstats(points),
+        "photstats": photstats(points, ZTF_BANDS.values()),
     }
+
+
+def properties(
+    candidate: dict[str, Any], curve: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Return :func:`alert_properties` of an alert from its object's light curve by list name."""
+    return alert_properties(
+        candidate, curve["prv_candidates"], curve["prv_nondetections"], curve["fp_hists"]
+    )

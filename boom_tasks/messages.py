@@ -16,7 +16,7 @@ import dramatiq
 from boom_tasks.errors import PermanentError
 from boom_tasks.monitor.stats import record_stage
 from boom_tasks.services.valkey import get_client
-from boom_tasks.settings import get_settings
+from boom_tasks.settings import Settings
 
 #: Version of the inter-stage messages; bump it when their arguments change meaning.
 MESSAGE_VERSION = 1
@@ -34,6 +34,7 @@ def stamp(times: dict[str, float], stage: str, now: float | None = None) -> dict
 
 
 def hand_on(
+    settings: Settings,
     survey: str,
     stage: str,
     candids: Sequence[int],
@@ -50,5 +51,4 @@ def hand_on(
     if next_stage is not None and candids:
         next_stage.send(list(candids), times)
     handled = len(candids) if count is None else count
-    valkey = get_client(get_settings().valkey)
-    record_stage(valkey, survey, stage, handled, times, times[stage])
+    record_stage(get_client(settings.valkey), survey, stage, handled, times, times[stage])

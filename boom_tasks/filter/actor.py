@@ -1,4 +1,4 @@
-"""The filter actor of each survey: every active filter on a batch, passes onward."""
+"""The filter actor of a survey: every active filter on a batch, passes onward."""
 
 from __future__ import annotations
 
@@ -8,37 +8,38 @@ from typing import Any
 
 import dramatiq
 
-from boom_tasks.actors.messages import check_version, hand_on
-from boom_tasks.actors.output import OUTPUT
-from boom_tasks.broker import actor_options
+from boom_tasks.broker import queue_name, stage_actor
 from boom_tasks.filter.cache import FilterCache, signal_change
 from boom_tasks.filter.run import run_filters
+from boom_tasks.messages import check_version, hand_on
 from boom_tasks.monitor.stats import record_passes
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client
-from boom_tasks.settings import get_settings
-from boom_tasks.surveys import SURVEYS, Survey
+from boom_tasks.settings import Settings
+from boom_tasks.surveys.base import Survey
 
 log = logging.getLogger(__name__)
 
-#: This process's active filters (loaded on first use, after fork).
-_cache = FilterCache(get_settings().filters.reload_s)
 
-
-def make_filter_actor(survey: Survey) -> dramatiq.Actor:
+def declare(
+    broker: dramatiq.Broker,
+    survey: Survey,
+    settings: Settings,
+    next_stage: dramatiq.Actor | None,
+) -> dramatiq.Actor:
     """Declare the ``<survey>_filter`` actor on its own queue."""
-    name = f"{survey.queue_prefix}_filter"
-    next_stage = OUTPUT[survey.name]
+    name = queue_name(survey, "filter")
+    # This process's active filters of the survey (loaded on first use, after fork).
+    cache = FilterCache(settings.filters.reload_s)
 
-    @dramatiq.actor(actor_name=name, queue_name=name, **actor_options(get_settings().worker))
+    @stage_actor(broker, name, settings.worker)
     def filter_batch(
         candids: list[int], times: dict[str, float], version: int = 1
     ) -> dict[str, Any]:
         check_version(name, version)
-        settings = get_settings()
         db, valkey = get_db(settings.mongo), get_client(settings.valkey)
         started = time.monotonic()
-        filters = _cache.get(db, valkey, survey.name)
+        filters = cache.get(db, valkey, survey.name)
         outcomes, deactivated = run_filters(db, survey, filters, candids, settings.filters)
         if deactivated:
             signal_change(valkey)
@@ -51,12 +52,8 @@ def make_filter_actor(survey: Survey) -> dramatiq.Actor:
             len(passed),
             time.monotonic() - started,
         )
-        hand_on(survey.name, "filtered", passed, times, next_stage, count=len(candids))
+        hand_on(settings, survey.name, "filtered", passed, times, next_stage, len(candids))
         record_passes(valkey, survey.name, {o.filter.id: o.new_passes for o in outcomes})
         return {"alerts": len(candids), "passed": len(passed), "filters": len(filters)}
 
     return filter_batch
-
-
-#: The filter actor of every registered survey, by survey name.
-FILTER: dict[str, dramatiq.Actor] = {name: make_filter_actor(s) for name, s in SURVEYS.items()}

@@ -1,4 +1,4 @@
-"""The ingest actor of each survey: a batch key in, candids out to the next stage."""
+"""The ingest actor of a survey: a batch key in, candids out to the next stage."""
 
 from __future__ import annotations
 
@@ -8,29 +8,30 @@ from typing import Any
 
 import dramatiq
 
-from boom_tasks.actors.crossmatch import CROSSMATCH
-from boom_tasks.actors.messages import check_version, hand_on
 from boom_tasks.batches import complete_batch, load_batch
-from boom_tasks.broker import actor_options
+from boom_tasks.broker import queue_name, stage_actor
 from boom_tasks.ingest.stage import ingest_packets
+from boom_tasks.messages import check_version, hand_on
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client
-from boom_tasks.settings import get_settings
-from boom_tasks.surveys import SURVEYS, Survey
+from boom_tasks.settings import Settings
+from boom_tasks.surveys.base import Survey
 
 log = logging.getLogger(__name__)
 
 
-def make_ingest_actor(survey: Survey) -> dramatiq.Actor:
+def declare(
+    broker: dramatiq.Broker,
+    survey: Survey,
+    settings: Settings,
+    next_stage: dramatiq.Actor | None,
+) -> dramatiq.Actor:
     """Declare the ``<survey>_ingest`` actor on its own queue, so surveys scale apart."""
-    name = f"{survey.queue_prefix}_ingest"
-    next_stage = CROSSMATCH[survey.name]
-    options: dict[str, Any] = actor_options(get_settings().worker)
+    name = queue_name(survey, "ingest")
 
-    @dramatiq.actor(actor_name=name, queue_name=name, **options)
+    @stage_actor(broker, name, settings.worker)
     def ingest(batch_key: str, count: int, received_at: float, version: int = 1) -> dict[str, Any]:
         check_version(name, version)
-        settings = get_settings()
         valkey = get_client(settings.valkey)
         packets = load_batch(valkey, batch_key)
         if packets is None:
@@ -49,7 +50,7 @@ def make_ingest_actor(survey: Survey) -> dramatiq.Actor:
         # Sent before the batch is deleted: a crash in between redelivers the batch,
         # and every later stage is idempotent, so nothing is lost or doubled.
         times = {"received": received_at}
-        hand_on(survey.name, "ingested", result.candids, times, next_stage, count=len(packets))
+        hand_on(settings, survey.name, "ingested", result.candids, times, next_stage, len(packets))
         complete_batch(valkey, survey, batch_key)
         log.info(
             "%s: batch %s: %d added, %d existing, %d quarantined in %.2fs",
@@ -69,7 +70,3 @@ def make_ingest_actor(survey: Survey) -> dramatiq.Actor:
         }
 
     return ingest
-
-
-#: The ingest actor of every registered survey, by survey name.
-INGEST: dict[str, dramatiq.Actor] = {name: make_ingest_actor(s) for name, s in SURVEYS.items()}

@@ -1,4 +1,4 @@
-"""The output actor of each survey: passing alerts published to Kafka, once."""
+"""The output actor of a survey: passing alerts published to Kafka, once."""
 
 from __future__ import annotations
 
@@ -8,30 +8,34 @@ from typing import Any
 
 import dramatiq
 
-from boom_tasks.actors.messages import check_version, hand_on
-from boom_tasks.broker import actor_options
+from boom_tasks.broker import queue_name, stage_actor
+from boom_tasks.messages import check_version, hand_on
 from boom_tasks.output.publish import get_producer, publish_batch
 from boom_tasks.services.mongo import get_db
-from boom_tasks.settings import get_settings
-from boom_tasks.surveys import SURVEYS, Survey
+from boom_tasks.settings import Settings
+from boom_tasks.surveys.base import Survey
 
 log = logging.getLogger(__name__)
 
 
-def make_output_actor(survey: Survey) -> dramatiq.Actor:
+def declare(
+    broker: dramatiq.Broker,
+    survey: Survey,
+    settings: Settings,
+    next_stage: dramatiq.Actor | None,
+) -> dramatiq.Actor:
     """Declare the ``<survey>_output`` actor on its own queue (the last stage)."""
-    name = f"{survey.queue_prefix}_output"
+    name = queue_name(survey, "output")
 
-    @dramatiq.actor(actor_name=name, queue_name=name, **actor_options(get_settings().worker))
+    @stage_actor(broker, name, settings.worker)
     def output(candids: list[int], times: dict[str, float], version: int = 1) -> dict[str, Any]:
         check_version(name, version)
-        settings = get_settings()
         started = time.monotonic()
         producer = get_producer(settings.kafka)
         sent = publish_batch(
             get_db(settings.mongo), survey, producer, candids, times, settings.output
         )
-        hand_on(survey.name, "published", candids, times, None)
+        hand_on(settings, survey.name, "published", candids, times, next_stage)
         log.info(
             "%s: %d alerts, %d published in %.2fs",
             name,
@@ -42,7 +46,3 @@ def make_output_actor(survey: Survey) -> dramatiq.Actor:
         return {"alerts": len(candids), "published": sent}
 
     return output
-
-
-#: The output actor of every registered survey, by survey name.
-OUTPUT: dict[str, dramatiq.Actor] = {name: make_output_actor(s) for name, s in SURVEYS.items()}

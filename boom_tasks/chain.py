@@ -1,0 +1,74 @@
+"""The pipeline, declared once, in order: ingest → crossmatch → ml → filter → output.
+
+Each stage's actor lives beside the stage's code (``boom_tasks/<stage>/actor.py``)
+and is declared with ``declare(broker, survey, settings, next_stage)`` on the broker it is given and
+on the survey's own queue (``<survey>_<stage>``), so surveys scale apart and
+nothing depends on import order. :func:`declare_chain` declares every stage of
+each survey, last first, so each actor is handed the next one to send to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import dramatiq
+
+from boom_tasks.crossmatch import actor as crossmatch
+from boom_tasks.filter import actor as filter_
+from boom_tasks.ingest import actor as ingest
+from boom_tasks.ml import actor as ml
+from boom_tasks.output import actor as output
+from boom_tasks.settings import Settings
+from boom_tasks.surveys.base import Survey
+
+#: ``declare(broker, survey, settings, next_stage) -> actor`` of one stage.
+Declare = Callable[[dramatiq.Broker, Survey, Settings, dramatiq.Actor | None], dramatiq.Actor]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the chain: its name (the queue suffix) and how to declare its actor."""
+
+    name: str
+    declare: Declare
+
+
+#: The chain, in the order an alert goes through it.
+CHAIN: tuple[Stage, ...] = (
+    Stage("ingest", ingest.declare),
+    Stage("crossmatch", crossmatch.declare),
+    Stage("ml", ml.declare),
+    Stage("filter", filter_.declare),
+    Stage("output", output.declare),
+)
+
+
+def declare_chain(
+    broker: dramatiq.Broker, surveys: Iterable[Survey], settings: Settings
+) -> dict[str, dict[str, dramatiq.Actor]]:
+    """Declare every stage's actor of each survey on ``broker``.
+
+    Parameters
+    ----------
+    broker
+        The broker the actors are declared on (Valkey in workers, ``StubBroker``
+        in wiring tests).
+    surveys
+        The surveys to run.
+    settings
+        This process's settings, read once at process start.
+
+    Returns
+    -------
+    dict
+        ``{survey name: {stage name: actor}}``, stages in :data:`CHAIN` order.
+    """
+    declared: dict[str, dict[str, dramatiq.Actor]] = {}
+    for survey in surveys:
+        actors: dict[str, dramatiq.Actor] = {}
+        next_stage: dramatiq.Actor | None = None
+        for stage in reversed(CHAIN):
+            next_stage = actors[stage.name] = stage.declare(broker, survey, settings, next_stage)
+        declared[survey.name] = {stage.name: actors[stage.name] for stage in CHAIN}
+    return declared
