@@ -213,6 +213,32 @@ def test_history_of_a_long_light_curve():
     assert docs.alert["candidate"]["ndethist"] == 377
 
 
+def test_merged_history_does_not_depend_on_arrival_order():
+    from boom_tasks.ingest.history import merge_history
+    from boom_tasks.surveys.lsst import LSST as SURVEY
+
+    # Given a real long light curve and the object's previous alert made from it
+    # (its last earlier diaSource as the alert, the others as its history)
+    packet = (LSST / "fink" / "170094456523456557.avro").read_bytes()
+    sid, record = decode_packet(packet, SchemaSource())
+    *earlier, last = sorted(record["prvDiaSources"], key=lambda s: s["midpointMjdTai"])
+    before = {**record, "diaSource": last, "prvDiaSources": earlier}
+    newer = to_documents(record, NOW, schema_id=sid).history
+    older = to_documents(before, NOW, schema_id=sid).history
+    fields, ids = SURVEY.history_fields, SURVEY.point_id_fields
+    # When the two alerts are merged in either order, or one after the other
+    in_order = merge_history(None, [older, newer], fields, ids)
+    reversed_order = merge_history(None, [newer, older], fields, ids)
+    one_by_one = merge_history(merge_history(None, [newer], fields, ids), [older], fields, ids)
+    # Then the stored history is the same, each point once, sorted by time
+    assert in_order == reversed_order == one_by_one
+    points = in_order["prv_candidates"]
+    assert len(points) == len({p["diaSourceId"] for p in points}) == 377
+    assert [p["jd"] for p in points] == sorted(p["jd"] for p in points)
+    # And merging again changes nothing (a replay)
+    assert merge_history(in_order, [older, newer], fields, ids) == in_order
+
+
 def test_derived_values_match_boom_on_its_own_test_alert():
     # Given the v9.0 alert of BOOM's tests; Then the values its test asserts
     docs = parse_packet((LSST / "boom" / "7912941781254298.avro").read_bytes(), NOW)
