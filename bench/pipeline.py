@@ -15,7 +15,9 @@ Step 4: alerts/s (first packet received → every queue drained) and latency
         the stages' counters in Valkey (each run has a Valkey database of its own),
         so its bucketed percentiles can be checked against the exact ones.
 Run with the catalogs loaded (``boom catalogs load vsx ...``) in the configured
-database: ``.venv/bin/python bench/pipeline.py --n 10000 --workers 1 2``.
+database: ``.venv/bin/python bench/pipeline.py --n 10000 --workers 1 2``;
+``--durability both`` runs each broker twice, with durable hand-offs (the default:
+WAITAOF and journaled writes, docs/durability.md) and without, to price them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ from boom_tasks.surveys.ztf import ZTF  # noqa: E402
 from boom_tasks.surveys.ztf.synth import synth_alerts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
+#: Environment of the workers and the bridge with durable hand-offs on or off.
+DURABILITY = {
+    "on": {},
+    "off": {"BOOM_VALKEY__DURABLE_LOCAL": "false", "BOOM_MONGO__WRITE_CONCERN": "acknowledged"},
+}
 STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
 #: Valkey database of the broker runs (flushed before each): their counters are their own.
 BENCH_VALKEY_DB = 9
@@ -152,7 +159,9 @@ def dashboard_view(valkey: redis.Redis) -> str:
     )
 
 
-def broker(settings: Settings, source: str, n: int, k: int, db: Any) -> tuple[float, str]:
+def broker(
+    settings: Settings, source: str, n: int, k: int, db: Any, durability: str = "on"
+) -> tuple[float, str]:
     """Run K workers and the bridge over the source topic; return (alerts/s, latency)."""
     out_topic = f"bench-out-{uuid.uuid4().hex[:8]}"
     valkey = redis.Redis(settings.valkey.host, settings.valkey.port, db=BENCH_VALKEY_DB)
@@ -164,6 +173,7 @@ def broker(settings: Settings, source: str, n: int, k: int, db: Any) -> tuple[fl
         "BOOM_MONGO__CATALOG_DATABASE": settings.mongo.catalog_database or settings.mongo.database,
         "BOOM_OUTPUT__RESULTS_TOPIC": out_topic,
         "BOOM_KAFKA__GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        **DURABILITY[durability],
     }
     dramatiq = str(Path(sys.executable).parent / "dramatiq")
     workers = subprocess.Popen(
@@ -216,6 +226,12 @@ def main() -> None:
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--naive-n", type=int, default=1000, help="alerts through the naive loop")
+    p.add_argument(
+        "--durability",
+        choices=["on", "off", "both"],
+        default="on",
+        help="durable hand-offs in the broker runs (both: each run twice)",
+    )
     args = p.parse_args()
     settings = get_settings()
     client = pymongo.MongoClient(settings.mongo.uri, tz_aware=True)
@@ -232,10 +248,13 @@ def main() -> None:
     results[f"naive loop ({args.naive_n} alerts)"] = (rate, lat)
     subset = [d["_id"] for d in naive_db[ZTF.alerts].find({}, {"_id": 1})]
     checks = []
+    modes = ["on", "off"] if args.durability == "both" else [args.durability]
     for k in args.workers:
-        db = fresh_db(client, f"bench_pipeline_{k}")
-        results[f"broker, {k} worker process(es)"] = broker(settings, source, args.n, k, db)
-        checks.append(f"  broker, {k} process(es): {check(naive_db, db, subset)}")
+        for mode in modes:
+            db = fresh_db(client, f"bench_pipeline_{k}")
+            name = f"broker, {k} process(es), durable {mode}"
+            results[name] = broker(settings, source, args.n, k, db, mode)
+            checks.append(f"  {name}: {check(naive_db, db, subset)}")
     for name in ["bench_pipeline_naive", *(f"bench_pipeline_{k}" for k in args.workers)]:
         client.drop_database(name)
     print(f"\nN = {args.n} alerts ({os.cpu_count()} CPU cores)")

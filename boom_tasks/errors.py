@@ -23,6 +23,10 @@ class ServiceUnavailable(TransientError):
     """A server (Valkey, Kafka, MongoDB) could not be reached."""
 
 
+class NotDurable(TransientError):
+    """A server did not confirm in time that a write is durable: retry, never acknowledge."""
+
+
 class PermanentError(BoomError):
     """A failure that retrying cannot fix: the message goes to the dead-letter queue."""
 

@@ -15,7 +15,7 @@ import dramatiq
 
 from boom_tasks.errors import PermanentError
 from boom_tasks.monitor.stats import record_stage
-from boom_tasks.services.valkey import get_client
+from boom_tasks.services.valkey import get_client, wait_durable
 from boom_tasks.settings import Settings
 
 #: Version of the inter-stage messages; bump it when their arguments change meaning.
@@ -45,10 +45,24 @@ def hand_on(
     """Stamp ``stage`` finished, send ``candids`` (if any) to ``next_stage``, count the stage.
 
     ``count`` is the number of alerts the stage handled (default: ``len(candids)``);
-    it differs when a stage forwards only some, as the filter stage does.
+    it differs when a stage forwards only some, as the filter stage does. When a
+    message was sent, this returns only once Valkey has made it durable
+    (``valkey.durable_*``): the stage's own message is acknowledged after this
+    function returns, so a power cut in between loses no hand-off.
+
+    Raises
+    ------
+    NotDurable
+        If Valkey did not confirm the message durable in time: the stage fails and
+        its message is redelivered (a duplicate next message is harmless: every
+        stage is idempotent).
     """
     times = stamp(times, stage)
-    if next_stage is not None and candids:
+    sent = next_stage is not None and bool(candids)
+    if next_stage is not None and sent:
         next_stage.send(list(candids), times)
     handled = len(candids) if count is None else count
-    record_stage(get_client(settings.valkey), survey, stage, handled, times, times[stage])
+    client = get_client(settings.valkey)
+    record_stage(client, survey, stage, handled, times, times[stage])
+    if sent:
+        wait_durable(client, settings.valkey, f"the {survey} {stage} hand-off")

@@ -47,6 +47,16 @@ class ValkeySettings(Section):
     host: str = "127.0.0.1"
     port: int = 6379
     db: int = 0
+    #: Before the bridge commits Kafka offsets and before a stage acks its message, wait
+    #: until this server's append-only file has fsynced the batch and the next message
+    #: (``WAITAOF``): they then survive a power cut of this machine. Needs AOF on.
+    durable_local: bool = True
+    #: ...and until this many replicas have them in their AOF (a Valkey replica on
+    #: another machine: survives losing this machine entirely). 0: no replica.
+    durable_replicas: int = Field(0, ge=0)
+    #: Milliseconds to wait for that confirmation; past it the hand-off is retried,
+    #: never acknowledged.
+    durable_timeout_ms: int = Field(5_000, ge=1)
 
     @property
     def url(self) -> str:
@@ -101,6 +111,15 @@ class MongoSettings(Section):
     catalog_database: str | None = None
     #: Milliseconds to find a server before an operation fails as unavailable.
     server_selection_timeout_ms: int = 5000
+    #: What a stage's write waits for before it counts as done (and the stage acks):
+    #: "journaled" (``j: true``: in the journal on disk, survives a power cut of a
+    #: standalone server), "majority" (``w: majority``: on most members of a replica
+    #: set, survives losing a minority of them), "acknowledged" (MongoDB's default:
+    #: survives a killed process only).
+    write_concern: Literal["journaled", "majority", "acknowledged"] = "journaled"
+    #: Milliseconds a "majority" write may wait for the members before it fails (and
+    #: the stage retries).
+    write_timeout_ms: int = Field(10_000, ge=1)
 
 
 class BridgeSettings(Section):

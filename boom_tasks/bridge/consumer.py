@@ -35,7 +35,7 @@ from boom_tasks.services.kafka import (
     check_reachable,
     consumer_config,
 )
-from boom_tasks.services.valkey import get_client, valkey_errors
+from boom_tasks.services.valkey import get_client, valkey_errors, wait_durable
 from boom_tasks.settings import KafkaSettings, Settings
 from boom_tasks.surveys import Survey
 
@@ -236,12 +236,31 @@ class Bridge:
         if not batch.packets:
             return False
         ref = self._queue(batch)
+        self._make_durable(ref)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
         consumer.commit(offsets=offsets, asynchronous=False)
         self.stats.batches += 1
         record_stage(self.valkey, self.survey.name, "received", ref.count, {})
         log.info("bridge: queued %d alerts as %s and committed", ref.count, ref.key)
         return True
+
+    def _make_durable(self, ref: BatchRef) -> None:
+        """Wait until Valkey has the batch and its message on disk (``valkey.durable_*``).
+
+        Only then are the offsets committed: Kafka will not send these alerts again,
+        so after a power cut they must be in Valkey's AOF. Retried while Valkey is
+        down or slow to confirm; the batch and message are not stored again. On a
+        stop request the error is raised instead: the offsets stay uncommitted, so
+        Kafka sends the batch again to the next bridge (ingest is idempotent).
+        """
+        bridge = self.settings.bridge
+        retry_transient(
+            lambda: wait_durable(self.valkey, self.settings.valkey, f"batch {ref.key}"),
+            what="waiting for Valkey to make the batch durable",
+            backoff_s=bridge.retry_backoff_s,
+            max_backoff_s=bridge.max_backoff_s,
+            should_stop=lambda: self.stop_requested,
+        )
 
     def _queue(self, batch: Batch) -> BatchRef:
         """Store the batch and send its message, retrying while Valkey is down."""

@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError
 from boom_tasks.alert.base import AlertDocs, radec_geojson
 from boom_tasks.errors import TransientError
 from boom_tasks.ingest.history import history_changed, merge_history
-from boom_tasks.services.mongo import mongo_errors
+from boom_tasks.services.mongo import check_durable, mongo_errors
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def insert_new(collection: Collection, docs: list[dict[str, Any]]) -> set[Any]:
             collection.bulk_write([InsertOne(d) for d in docs], ordered=False)
             return set(ids)
         except BulkWriteError as e:
+            check_durable(e, f"the writes to {collection.name}")
             errors = e.details.get("writeErrors", [])
             other = [w for w in errors if w.get("code") != DUPLICATE_KEY]
             if other:
@@ -122,6 +123,7 @@ def _cas_round(
             if result.matched_count + result.upserted_count == len(ops):
                 return set()  # every compare-and-swap matched: nobody raced us
         except BulkWriteError as e:
+            check_durable(e, "the aux documents")
             if any(w.get("code") != DUPLICATE_KEY for w in e.details.get("writeErrors", [])):
                 raise
         # Unordered bulk results do not say which update matched: read the tokens back.

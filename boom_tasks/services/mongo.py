@@ -18,8 +18,15 @@ from pymongo import errors as pymongo_errors
 from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 from pymongo.database import Database
+from pymongo.write_concern import WriteConcern
 
-from boom_tasks.errors import PermanentError, QueryRejected, QueryTimeout, ServiceUnavailable
+from boom_tasks.errors import (
+    NotDurable,
+    PermanentError,
+    QueryRejected,
+    QueryTimeout,
+    ServiceUnavailable,
+)
 from boom_tasks.settings import MongoSettings
 
 _client: pymongo.MongoClient | None = None
@@ -47,9 +54,30 @@ def get_client(mongo: MongoSettings) -> pymongo.MongoClient:
     return _client
 
 
+def write_concern(mongo: MongoSettings) -> WriteConcern:
+    """Return the write concern of ``mongo.write_concern`` (see :class:`MongoSettings`)."""
+    if mongo.write_concern == "journaled":
+        return WriteConcern(j=True)
+    if mongo.write_concern == "majority":
+        return WriteConcern(w="majority", wtimeout=mongo.write_timeout_ms)
+    return WriteConcern()
+
+
 def get_db(mongo: MongoSettings) -> Database:
-    """Return the broker's database."""
-    return get_client(mongo)[mongo.database]
+    """Return the broker's database; its writes wait for ``mongo.write_concern``."""
+    return get_client(mongo).get_database(mongo.database, write_concern=write_concern(mongo))
+
+
+def check_durable(error: pymongo_errors.BulkWriteError, what: str) -> None:
+    """Raise :class:`NotDurable` if a bulk write's failure is its write concern.
+
+    A bulk write can succeed document by document (or fail only with duplicate
+    keys, which a replay expects) and still not be confirmed durable: that must be
+    retried, never taken for done.
+    """
+    concern = error.details.get("writeConcernErrors") or []
+    if concern:
+        raise NotDurable(f"MongoDB did not confirm {what} durable: {concern[0].get('errmsg')}")
 
 
 #: Values per ``$in`` when reading many documents by key. SecantusDB re-checks every
@@ -154,6 +182,11 @@ def mongo_errors(what: str) -> Iterator[None]:
         yield
     except TRANSIENT as e:
         raise ServiceUnavailable(f"MongoDB unavailable while {what}: {e}") from None
+    except pymongo_errors.WriteConcernError as e:
+        raise NotDurable(f"MongoDB did not confirm {what} durable: {e}") from None
+    except pymongo_errors.BulkWriteError as e:
+        check_durable(e, what)
+        raise PermanentError(f"MongoDB error while {what}: {e}") from None
     except pymongo_errors.PyMongoError as e:
         raise PermanentError(f"MongoDB error while {what}: {e}") from None
 

@@ -12,8 +12,14 @@ from contextlib import contextmanager
 
 import redis
 
-from boom_tasks.errors import PermanentError, ServiceUnavailable
+from boom_tasks.errors import ConfigError, NotDurable, PermanentError, ServiceUnavailable
 from boom_tasks.settings import ValkeySettings
+
+#: Key a hand-off writes just before it waits for durability. ``WAITAOF`` waits for
+#: the calling connection's own last write; the AOF is one sequential log, so once
+#: that write is fsynced, every earlier write of any connection (the batch, the
+#: message Dramatiq enqueued on its own connection) is on disk too.
+SEQUENCE_KEY = "boom:durability:seq"
 
 _client: redis.Redis | None = None
 _client_key: tuple[int, str] | None = None
@@ -46,3 +52,49 @@ def valkey_errors(what: str) -> Iterator[None]:
         raise ServiceUnavailable(f"Valkey unavailable while {what}: {e}") from None
     except redis.RedisError as e:
         raise PermanentError(f"Valkey error while {what}: {e}") from None
+
+
+def wait_durable(client: redis.Redis, valkey: ValkeySettings, what: str) -> None:
+    """Return once Valkey has made every write so far durable, as ``valkey`` asks.
+
+    Parameters
+    ----------
+    client
+        This process's client.
+    valkey
+        ``durable_local`` (fsynced in this server's AOF), ``durable_replicas`` (in
+        that many replicas' AOF) and ``durable_timeout_ms``.
+    what
+        What is being made durable, for messages.
+
+    Raises
+    ------
+    NotDurable
+        If the server did not confirm within the timeout (the caller retries).
+    ConfigError
+        If ``durable_local`` is asked of a server without an append-only file.
+    ServiceUnavailable
+        If Valkey cannot be reached.
+    """
+    local, replicas = int(valkey.durable_local), valkey.durable_replicas
+    if not local and not replicas:
+        return
+    try:
+        pipe = client.pipeline(transaction=False)  # one connection: the INCR is ours
+        pipe.incr(SEQUENCE_KEY)
+        pipe.execute_command("WAITAOF", local, replicas, valkey.durable_timeout_ms)
+        _, (got_local, got_replicas) = pipe.execute()
+    except redis.ResponseError as e:
+        if "appendonly" in str(e):
+            raise ConfigError(
+                f"valkey.durable_local needs the append-only file on the server "
+                f"(appendonly yes), or durable_local: false: {e}"
+            ) from None
+        raise PermanentError(f"Valkey error while making {what} durable: {e}") from None
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        raise ServiceUnavailable(f"Valkey unavailable while making {what} durable: {e}") from None
+    if got_local < local or got_replicas < replicas:
+        raise NotDurable(
+            f"Valkey confirmed {what} in {got_local} local AOF and {got_replicas} replica(s) "
+            f"within {valkey.durable_timeout_ms} ms; {local} and {replicas} are required"
+        )
