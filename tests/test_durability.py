@@ -293,3 +293,21 @@ def test_a_stage_whose_hand_off_cannot_be_confirmed_is_retried_not_acked(
     assert len(log.failed) >= 2
     assert all(isinstance(e, NotDurable) for _, e in log.failed)
     assert [a for a in log.acked if a[0] == "ztf_crossmatch"] == []
+
+
+def test_ingest_whose_writes_mongodb_cannot_confirm_is_not_done(mongo_db, services):
+    from pymongo.write_concern import WriteConcern
+
+    # Given a write concern this standalone server cannot satisfy (two data-bearing
+    # members, as a replica set would give), with a short timeout
+    unconfirmable = mongo_db.client.get_database(
+        mongo_db.name, write_concern=WriteConcern(w=2, wtimeout=200)
+    )
+    packets = [read_packet(p) for p in packet_paths("kowalski")[:5]]
+    # When a batch is ingested, Then it is not reported done: NotDurable, to retry
+    with pytest.raises(NotDurable, match="not confirm"):
+        ingest_packets(unconfirmable, ZTF, packets, "unconfirmed")
+    # And the retry, once the server confirms, stores each alert once
+    result = ingest_packets(get_db(services.mongo), ZTF, packets, "retried")
+    assert len(result.added) + len(result.existing) == 5
+    assert mongo_db[ZTF.alerts].count_documents({}) == 5
