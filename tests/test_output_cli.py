@@ -136,6 +136,28 @@ def test_stamps_of_real_fits_cutouts(tmp_path: Path) -> None:
     assert _read_png((tmp_path / f"{msg['candid']}_science.png").read_bytes()).shape == image.shape
 
 
+#: Real packets whose difference stamp is a gzip stream that fails its CRC.
+CORRUPT_STAMPS = ("516401801315010009", "516442330015015017", "516476004815015005")
+
+
+@pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
+@pytest.mark.parametrize("candid", CORRUPT_STAMPS)
+def test_a_stamp_that_fails_its_crc_is_reported_and_the_others_written(candid, tmp_path):
+    # Given a real alert whose difference stamp is corrupt in the packet itself
+    (path,) = [p for p in packet_paths("ampel-ztf") if p.stem == candid]
+    docs = parse_packet(read_packet(path), NOW)
+    msg = build_message(ZTF, docs.alert, None, docs.cutouts, [], {})
+    # When its stamps are written, Then nothing raises
+    names = sorted(p.name for p in write_stamps(msg, tmp_path))
+    # And the science and template stamps are there, the difference says why it is not
+    assert names == sorted(
+        [f"{candid}_{k}.{e}" for k in ("science", "template") for e in ("fits", "png")]
+        + [f"{candid}_difference.unreadable.txt"]
+    )
+    why = (tmp_path / f"{candid}_difference.unreadable.txt").read_text()
+    assert "cutoutDifference" in why and "CRC check failed" in why
+
+
 def test_stamps_of_jpeg_and_missing_cutouts() -> None:
     # 2017 commissioning alerts carry JPEG cutouts; AMPEL's 2021 archive has none
     jpeg = stamp_files(_message("ampel-commissioning-201712"))
@@ -182,3 +204,23 @@ def test_stream_stats_count_per_filter_and_reset_each_interval() -> None:
         line.split()[2:4] == ["0", "0.00/s"] for line in second.splitlines() if "(a)" in line
     )
     assert stats.due(12.0, 10.0) and not stats.due(11.0, 10.0)
+
+
+def test_boom_print_formats_lsst_alerts_with_their_band_and_sign() -> None:
+    from boom_tasks.output.print_cli import format_alert
+    from boom_tasks.surveys.lsst import LSST
+    from boom_tasks.surveys.lsst.documents import parse_packet as parse_lsst
+    from tests.conftest import DATA
+
+    # Given real Rubin alerts, positive and negative differences among them
+    signs = set()
+    for path in sorted((DATA / "lsst" / "fink").glob("*.avro"))[:20]:
+        docs = parse_lsst(path.read_bytes(), NOW)
+        cand = docs.alert["candidate"]
+        # When boom-print formats their messages
+        text = format_alert(build_message(LSST, docs.alert, None, None, [], {}))
+        # Then each shows its Rubin band and says so only for a negative difference
+        assert f" {cand['band']} {cand['magpsf']:.2f}" in text
+        assert ("negative subtraction" in text) == (cand["isdiffpos"] is False)
+        signs.add(cand["isdiffpos"])
+    assert signs == {True, False}

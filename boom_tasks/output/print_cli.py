@@ -39,8 +39,11 @@ from boom_tasks.output.schema import OutputMessageError, decode
 POLL_TIMEOUT_S = 1.0
 #: Julian date of the Unix epoch (1970-01-01T00:00:00 UTC).
 JD_UNIX_EPOCH = 2440587.5
-#: ZTF band of each filter id (``fid``).
+#: Band of each filter id (``fid``), for messages whose candidate names no ``band``
+#: (ZTF's results schema carries ZTF's candidate record, which has only ``fid``).
 BANDS = {1: "g", 2: "r", 3: "i"}
+#: ``isdiffpos`` of a positive subtraction, in every survey's spelling (or unknown).
+POSITIVE = (None, True, "t", "1")
 #: File-name part of each cutout field.
 STAMP_KINDS = {
     "cutoutScience": "science",
@@ -91,9 +94,9 @@ def format_alert(message: dict[str, Any]) -> str:
 def _photometry(cand: dict[str, Any]) -> str:
     if cand.get("magpsf") is None:
         return "no magnitude"
-    band = BANDS.get(cand.get("fid") or 0, f"fid{cand.get('fid')}")
+    band = cand.get("band") or BANDS.get(cand.get("fid") or 0, f"fid{cand.get('fid')}")
     err = f" ± {cand['sigmapsf']:.2f}" if cand.get("sigmapsf") is not None else ""
-    sign = "" if cand.get("isdiffpos") in (None, "t") else " (negative subtraction)"
+    sign = "" if cand.get("isdiffpos") in POSITIVE else " (negative subtraction)"
     drb = f"  drb {cand['drb']:.2f}" if cand.get("drb") is not None else ""
     return f"{band} {cand['magpsf']:.2f}{err}{sign}{drb}"
 
@@ -118,22 +121,41 @@ def stamp_files(message: dict[str, Any], png: bool = True) -> dict[str, bytes]:
 
     FITS cutouts (gzipped or not) give ``.fits`` and, with ``png``, ``.png``;
     JPEG cutouts (some 2017-2018 alerts) give ``.jpg``; a missing or
-    unrecognised cutout gives nothing.
+    unrecognised cutout gives nothing. A cutout that cannot be read (real ZTF
+    packets carry gzip streams that fail their CRC) gives ``.unreadable.txt``
+    saying why, and the other cutouts are written as usual.
     """
     files: dict[str, bytes] = {}
     for field, kind in STAMP_KINDS.items():
         data = message.get(field)
         if not data:
             continue
-        raw = gzip.decompress(data) if data.startswith(GZIP_MAGIC) else data
         stem = f"{message['candid']}_{kind}"
-        if raw.startswith(FITS_MAGIC):
-            files[f"{stem}.fits"] = raw
-            if png:
-                files[f"{stem}.png"] = png_bytes(stretch(fits_image(raw)))
-        elif raw.startswith(JPEG_MAGIC):
-            files[f"{stem}.jpg"] = raw
+        try:
+            files.update(_stamp(stem, data, png))
+        except StampUnreadable as e:
+            files[f"{stem}.unreadable.txt"] = (
+                f"{field} of candid {message['candid']}: {e}\n".encode()
+            )
     return files
+
+
+class StampUnreadable(ValueError):
+    """A cutout's bytes are not a readable image (corrupt gzip, broken FITS)."""
+
+
+def _stamp(stem: str, data: bytes, png: bool) -> dict[str, bytes]:
+    """Return one cutout's files, or raise :class:`StampUnreadable` with the reason."""
+    try:
+        raw = gzip.decompress(data) if data.startswith(GZIP_MAGIC) else data
+        if raw.startswith(FITS_MAGIC):
+            out = {f"{stem}.fits": raw}
+            if png:
+                out[f"{stem}.png"] = png_bytes(stretch(fits_image(raw)))
+            return out
+    except (OSError, EOFError, ValueError, TypeError) as e:  # gzip, astropy: all unreadable
+        raise StampUnreadable(f"{type(e).__name__}: {e}") from None
+    return {f"{stem}.jpg": raw} if raw.startswith(JPEG_MAGIC) else {}
 
 
 def fits_image(data: bytes) -> np.ndarray:
@@ -297,7 +319,9 @@ def run(argv: list[str] | None = None) -> int:
         if message is not None:
             print(format_alert(message), flush=True)
             if args.stamps is not None:
-                write_stamps(message, args.stamps)
+                for path in write_stamps(message, args.stamps):
+                    if path.name.endswith(".unreadable.txt"):
+                        print(f"% stamp not written: {path.read_text().strip()}", file=sys.stderr)
         if args.group:
             consumer.commit(message=msg, asynchronous=True)
 
