@@ -200,8 +200,16 @@ def test_an_lsst_message_carries_the_ztf_object_and_its_photometry(mongo_db):
     )
     assert [p["jd"] for p in match["prv_candidates"]] == expected and expected
     assert {p["isdiffpos"] for p in match["prv_candidates"]} <= {True, False}
-    # And a ZTF message, whose schema has no survey_matches yet, is unchanged by them
+    # And the ZTF object's message names the LSST object the same way
     ztf_alert = db[ZTF.alerts].find_one({"_id": ztf["candid"]})
     ztf_aux = db[ZTF.aux].find_one({"_id": ztf["objectId"]})
-    plain = build_message(ZTF, ztf_alert, ztf_aux, None, [], {})
-    assert "survey_matches" not in plain
+    ztf_jd = ztf_alert["candidate"]["jd"]
+    back = survey_matches(ztf_aux, ztf_jd, read_matched(db, ZTF, [ztf_aux]))
+    ztf_message = decode(
+        encode(build_message(ZTF, ztf_alert, ztf_aux, None, [], {}, survey_matches=back))
+    )
+    (lsst_match,) = ztf_message["survey_matches"]
+    assert (lsst_match["survey"], lsst_match["objectId"]) == ("LSST", alert["objectId"])
+    # (the LSST light curve is dated at the ZTF alert's time: points after it are left out)
+    lsst_points = db[LSST.aux].find_one({"_id": alert["objectId"]})["prv_candidates"]
+    assert len(lsst_match["prv_candidates"]) == sum(p["jd"] <= ztf_jd for p in lsst_points) > 0

@@ -21,22 +21,20 @@ from pathlib import Path
 
 import fastavro
 import pytest
-from confluent_kafka import Consumer
 
 from boom_tasks.filter.store import add_filter, set_active
 from boom_tasks.output.schema import decode
 from boom_tasks.replay.producer import produce_packets
-from boom_tasks.services.kafka import consumer_config, ensure_topic
-from boom_tasks.settings import get_settings
+from boom_tasks.services.kafka import ensure_topic
 from boom_tasks.surveys.lsst import LSST
 from boom_tasks.surveys.ztf import ZTF
 from tests.alerts import packet_paths, read_packet
+from tests.chainrun import drained, read_topic
 from tests.conftest import DATA, ROOT
 
 pytestmark = pytest.mark.services
 
 BIN = Path(sys.executable).parent
-STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
 LSST_PACKETS = sorted((DATA / "lsst").rglob("*.avro"))
 
 #: Positive difference detections at S/N > 10 (BOOM's derived snr_psf and isdiffpos).
@@ -113,40 +111,6 @@ def _finish(*bridges: subprocess.Popen) -> None:
         assert proc.returncode == 0, err
 
 
-def _drained(timeout: float = 300) -> None:
-    import redis
-
-    client = redis.Redis.from_url(get_settings().valkey.url)
-    prefixes = (LSST.queue_prefix, ZTF.queue_prefix)
-    keys = [f"dramatiq:{p}_{s}.msgs" for p in prefixes for s in STAGES]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = any(client.hlen(f"boom:{p}:pending") for p in prefixes)
-        if not pending and not any(client.hlen(k) for k in keys):
-            return
-        time.sleep(0.3)
-    raise AssertionError("the pipeline did not drain")
-
-
-def _read_topic(topic: str, expect_at_least: int, idle_s: float = 5.0) -> list[bytes]:
-    settings = get_settings()
-    consumer = Consumer(
-        consumer_config(settings.kafka, f"r-{time.time_ns()}", **{"auto.offset.reset": "earliest"})
-    )
-    consumer.subscribe([topic])
-    out: list[bytes] = []
-    last = time.monotonic()
-    while time.monotonic() - last < idle_s or len(out) < expect_at_least:
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error():
-            out.append(msg.value())
-            last = time.monotonic()
-        if time.monotonic() - last > 60:
-            break
-    consumer.close()
-    return out
-
-
 def _digest(db) -> str:
     """Hash every LSST document, in _id order: a replay must leave them all unchanged."""
     h = hashlib.sha256()
@@ -168,7 +132,7 @@ def test_lsst_and_ztf_run_through_the_same_workers(chain, unique):
     produce_packets(None, ztf_topic, iter(ztf), progress=False)
     # When both bridges feed the same workers at once
     _finish(_bridge("LSST", lsst_topic, f"l1-{unique}"), _bridge("ZTF", ztf_topic, f"z1-{unique}"))
-    _drained()
+    drained([LSST, ZTF], 300)
     # Then every Rubin alert is stored once, with BOOM's ids and derived fields
     refs = {r["diaSource"]["diaSourceId"]: r for r in map(_reference, packets)}
     alerts = {a["_id"]: a for a in db[LSST.alerts].find()}
@@ -201,7 +165,7 @@ def test_lsst_and_ztf_run_through_the_same_workers(chain, unique):
     passes = {p["candid"] for p in db[LSST.filter_passes].find({"filter_id": fid})}
     assert passes == expected
     # And each pass is published once as Avro with its filter, readable by plain fastavro
-    raw = _read_topic(results, len(expected))
+    raw = read_topic(results, len(expected))
     messages = [decode(m) for m in raw]
     assert sorted(m["candid"] for m in messages) == sorted(expected)
     for data, m in zip(raw, messages, strict=True):
@@ -211,7 +175,7 @@ def test_lsst_and_ztf_run_through_the_same_workers(chain, unique):
     # When the same packets are replayed by a fresh consumer group
     before = _digest(db)
     _finish(_bridge("LSST", lsst_topic, f"l2-{unique}"))
-    _drained()
+    drained([LSST, ZTF], 300)
     # Then nothing changes and nothing is published twice
     assert _digest(db) == before
-    assert len(_read_topic(results, len(raw))) == len(raw)
+    assert len(read_topic(results, len(raw))) == len(raw)

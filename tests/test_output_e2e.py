@@ -13,21 +13,19 @@ from pathlib import Path
 
 import fastavro
 import pytest
-from confluent_kafka import Consumer
 
 from boom_tasks.filter.store import add_filter, set_active
 from boom_tasks.output.schema import decode
 from boom_tasks.replay.producer import produce_packets
-from boom_tasks.services.kafka import consumer_config, ensure_topic
-from boom_tasks.settings import get_settings
+from boom_tasks.services.kafka import ensure_topic
 from boom_tasks.surveys.ztf import ZTF
 from tests.alerts import packet_paths, read_packet
+from tests.chainrun import drained, read_topic
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.services
 
 BIN = Path(sys.executable).parent
-STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
 
 BRIGHT = [
     {"$match": {"candidate.magpsf": {"$lt": 18.5}, "candidate.isdiffpos": {"$in": ["t", "1"]}}},
@@ -94,41 +92,6 @@ def _bridge_to_end(topic: str, group: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def _drained(timeout: float = 240) -> None:
-    import redis
-
-    client = redis.Redis.from_url(get_settings().valkey.url)
-    keys = [f"dramatiq:{ZTF.queue_prefix}_{s}.msgs" for s in STAGES]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not client.hlen(f"boom:{ZTF.queue_prefix}:pending") and not any(
-            client.hlen(k) for k in keys
-        ):
-            return
-        time.sleep(0.3)
-    raise AssertionError("the pipeline did not drain")
-
-
-def _read_topic(topic: str, expect_at_least: int, idle_s: float = 5.0) -> list[bytes]:
-    consumer = Consumer(
-        consumer_config(
-            get_settings().kafka, f"reader-{time.time_ns()}", **{"auto.offset.reset": "earliest"}
-        )
-    )
-    consumer.subscribe([topic])
-    out: list[bytes] = []
-    last = time.monotonic()
-    while time.monotonic() - last < idle_s or len(out) < expect_at_least:
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error():
-            out.append(msg.value())
-            last = time.monotonic()
-        if time.monotonic() - last > 60:
-            break
-    consumer.close()
-    return out
-
-
 def _expected(db, ids) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for a in db[ZTF.alerts].find({"candidate.programid": 1}):
@@ -160,11 +123,11 @@ def test_passing_alerts_are_published_once_as_avro_with_their_filters_and_times(
     produce_packets(topic=source, packets=iter(packets), settings=None, progress=False)
     # When the bridge runs it through the workers
     _bridge_to_end(source, f"g1-{unique}")
-    _drained()
+    drained([ZTF], 300)
     expected = _expected(db, ids)
     assert len(expected) > 10, "the filters pass too few real alerts for a meaningful check"
     # Then every passing alert is on the results topic once, listing exactly its filters
-    raw = _read_topic(results, len(expected))
+    raw = read_topic(results, len(expected))
     messages = [decode(m) for m in raw]
     assert sorted(m["candid"] for m in messages) == sorted(expected), log_path.read_text()[-3000:]
     for data, m in zip(raw, messages, strict=True):
@@ -190,7 +153,7 @@ def test_passing_alerts_are_published_once_as_avro_with_their_filters_and_times(
     # And each filter's own topic holds exactly the alerts that passed it
     bright = {c for c, f in expected.items() if ids["bright"] in f}
     assert sorted(
-        decode(m)["candid"] for m in _read_topic(f"{results}-bright", len(bright))
+        decode(m)["candid"] for m in read_topic(f"{results}-bright", len(bright))
     ) == sorted(bright)
     # And boom-monitor counted them per filter, boom-print prints them and writes their stamps
     time.sleep(2)
@@ -221,7 +184,7 @@ def test_passing_alerts_are_published_once_as_avro_with_their_filters_and_times(
     assert len(fits) == sum(1 for m in messages if m["cutoutDifference"])
     # When the same alerts are replayed by a fresh consumer group
     _bridge_to_end(source, f"g2-{unique}")
-    _drained()
+    drained([ZTF], 300)
     # Then nothing is published twice
-    assert len(_read_topic(results, len(raw))) == len(raw)
+    assert len(read_topic(results, len(raw))) == len(raw)
     assert db[ZTF.publications].count_documents({}) == sum(len(v) for v in expected.values())

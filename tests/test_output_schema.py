@@ -229,11 +229,30 @@ def test_a_later_minor_version_reads_current_messages() -> None:
     data = encode(message)
     # When a reader uses a later version that adds a field with a default
     later = json.loads(json.dumps(schema_json("ZTF")))
-    later["version"] = "1.1"
+    later["version"] = "1.2"
     later["fields"].append({"name": "host_galaxy", "type": ["null", "string"], "default": None})
     reader = fastavro.reader(io.BytesIO(data), reader_schema=fastavro.parse_schema(later))
     # Then every current field resolves and the new one takes its default
     assert next(iter(reader)) == {**message, "host_galaxy": None}
+
+
+def test_version_1_0_and_1_1_readers_and_messages_mix() -> None:
+    # Given schema 1.0 (1.1 without survey_matches) and a message of each version
+    current = schema_json("ZTF")
+    old = {**json.loads(json.dumps(current)), "version": "1.0"}
+    old["fields"] = [f for f in old["fields"] if f["name"] != "survey_matches"]
+    docs = _docs("kowalski", 1)[0]
+    message = build_message(ZTF, *_stored(docs), _passes(), TIMES)
+    new_data = encode(message)
+    old_message = {k: v for k, v in message.items() if k != "survey_matches"}
+    buf = io.BytesIO()
+    fastavro.writer(buf, fastavro.parse_schema(old), [{**old_message, "schemavsn": "1.0"}])
+    # When a 1.0 consumer reads the 1.1 message, Then it sees every field it knows
+    read_old = fastavro.reader(io.BytesIO(new_data), reader_schema=fastavro.parse_schema(old))
+    assert next(iter(read_old)) == old_message
+    # And a 1.1 consumer reads a 1.0 message with no associated objects
+    read_new = fastavro.reader(io.BytesIO(buf.getvalue()), reader_schema=load_schema("ZTF"))
+    assert next(iter(read_new))["survey_matches"] == []
 
 
 def test_history_is_cut_at_the_alert_and_to_visible_programmes() -> None:
