@@ -58,9 +58,10 @@ def hand_on(
         stage is idempotent).
     """
     times = stamp(times, stage)
-    sent = next_stage is not None and bool(candids)
-    if next_stage is not None and sent:
+    sent = False
+    if next_stage is not None and candids:
         next_stage.send(list(candids), times)
+        sent = True
     handled = len(candids) if count is None else count
     client = get_client(settings.valkey)
     record_stage(client, survey, stage, handled, times, times[stage])

@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from boom_tasks.filter.joint import survey_match_stages
 from boom_tasks.filter.validate import (
     AUX_HISTORY_FIELDS,
     AUX_JOIN_FIELD,
     SURVEY_MATCHES_FIELD,
     aux_fields_in,
 )
+from boom_tasks.surveys import SURVEYS
 
 if TYPE_CHECKING:
     from boom_tasks.surveys.base import Permissions, Survey
@@ -110,9 +112,6 @@ def aux_stages(
     lifted = [f for f in fields if f != SURVEY_MATCHES_FIELD]
     joint = []
     if SURVEY_MATCHES_FIELD in fields:
-        from boom_tasks.filter.joint import survey_match_stages
-        from boom_tasks.surveys import SURVEYS
-
         joint = survey_match_stages(survey, list(SURVEYS.values()), HISTORY_WINDOW_DAYS)
     return [
         {
