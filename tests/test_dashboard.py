@@ -227,7 +227,51 @@ def _check_processed_overview(page, filter_id: str) -> None:
     assert _cell(page, '[data-quarantined="ZTF"]') == "0"
 
 
+#: The operators' Grafana board and the Prometheus and Grafana files that feed it.
+GRAFANA = ROOT / "ops" / "grafana"
+PROMETHEUS = ROOT / "ops" / "prometheus" / "prometheus.yml"
+#: Sample names Prometheus derives from each exposed metric type.
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+
+def _exposed_series(text: str) -> set[str]:
+    """Return every series name a Prometheus scrape of ``text`` holds (from its TYPE lines)."""
+    out = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            # (the exposition format may already name a counter with its _total)
+            name = name.removesuffix("_total") if kind == "counter" else name
+            out |= {name + suffix for suffix in SUFFIXES.get(kind, ("",))}
+    return out
+
+
+def _check_grafana_board(text: str) -> None:
+    """Every panel of the board queries series that /metrics really exposes."""
+    import re
+
+    import yaml
+
+    board = json.loads((GRAFANA / "dashboards" / "boom-tasks.json").read_text())
+    datasource = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )["datasources"][0]
+    exposed = _exposed_series(text)
+    assert len(board["panels"]) >= 8
+    for panel in board["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == datasource["uid"], panel["title"]
+            names = set(re.findall(r"\bboom_[a-z_]+", target["expr"]))
+            assert names and names <= exposed, (panel["title"], names - exposed)
+    # And Prometheus scrapes the dashboard's /metrics where docker-compose serves it
+    scrape = yaml.safe_load(PROMETHEUS.read_text())["scrape_configs"][0]
+    assert scrape["metrics_path"] == "/metrics"
+    assert scrape["static_configs"][0]["targets"] == ["dashboard:8081"]
+
+
 def _check_metrics(text: str) -> None:
+    _check_grafana_board(text)
     lines = set(text.splitlines())
     assert 'boom_queue_messages{queue="ztf_ingest",state="dead"} 0.0' in lines
     assert f'boom_stage_alerts_total{{stage="published",survey="ZTF"}} {PACKETS:.1f}' in lines
