@@ -15,8 +15,9 @@ from typing import Any
 
 from pymongo.database import Database
 
+from boom_tasks.crossmatch.match import geojson_position
 from boom_tasks.services.mongo import find_in, mongo_errors
-from boom_tasks.sky.sphere import ARCSEC_PER_DEG, angular_separation, ra_from_geojson
+from boom_tasks.sky.sphere import ARCSEC_PER_DEG, angular_separation
 from boom_tasks.surveys import SURVEYS
 from boom_tasks.surveys.base import Survey
 
@@ -45,17 +46,10 @@ def read_matched(db: Database, survey: Survey, aux_docs: Iterable[Mapping[str, A
     return out
 
 
-def _position(doc: Mapping[str, Any]) -> tuple[float, float] | None:
-    point = (doc.get("coordinates") or {}).get("radec_geojson") or {}
-    lon_lat = point.get("coordinates")
-    if not lon_lat:
-        return None
-    return float(ra_from_geojson(lon_lat[0])), float(lon_lat[1])
-
-
-def _distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    pa, pb = _position(a), _position(b)
-    if pa is None or pb is None:
+def _distance(a: dict[str, Any], b: dict[str, Any]) -> float:
+    try:
+        pa, pb = geojson_position(a), geojson_position(b)
+    except (KeyError, TypeError, ValueError):
         return float("nan")  # every aux document has coordinates; NaN says one did not
     return float(angular_separation(pa[0], pa[1], pb[0], pb[1]) * ARCSEC_PER_DEG)
 
@@ -105,7 +99,7 @@ def survey_matches(aux: Mapping[str, Any] | None, jd: Any, matched: Matched) -> 
                 {
                     "survey": name,
                     "objectId": object_id,
-                    "distance_arcsec": _distance(aux or {}, doc),
+                    "distance_arcsec": _distance(dict(aux or {}), doc),
                     "prv_candidates": sorted(points, key=lambda p: p["jd"]),
                 }
             )

@@ -149,8 +149,6 @@ class Survey:
     band_field
         Candidate field and value per band name (``g``...), for cutout lookups
         by band; None when the candidate stores the band name itself.
-    cutout_fields
-        Names of the stamps in the cutouts collection.
     configure
         Called once when a process starts, with its
         :class:`~boom_tasks.settings.Settings` (e.g. LSST's schema registry).
@@ -173,7 +171,6 @@ class Survey:
     synth: SynthFn = field(repr=False)
     footprint: tuple[float, float] = (-90.0, 90.0)
     band_field: tuple[str, Mapping[str, Any]] | None = None
-    cutout_fields: tuple[str, ...] = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
     configure: Callable[[Any], None] | None = field(default=None, repr=False)
     collection_prefix: str = ""
 
