@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_CONFIG = ROOT / "config" / "test.yaml"
+#: The test settings; BOOM_TEST_CONFIG points elsewhere to run two suites side by side
+#: on one machine (other ports, other data folder).
+TEST_CONFIG = Path(os.environ.get("BOOM_TEST_CONFIG", ROOT / "config" / "test.yaml")).resolve()
 #: Real data shared by the team; never copied into the repository.
 DATA = (ROOT.parent / "shared" / "data").resolve()
 ZTF_DATA = DATA / "ztf"

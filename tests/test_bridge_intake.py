@@ -36,9 +36,8 @@ from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import IntakeSettings, KafkaSettings, Settings, load_settings
 from boom_tasks.surveys.lsst import LSST
 from boom_tasks.surveys.ztf import ZTF
+from tests.conftest import ROOT, TEST_CONFIG
 
-ROOT = Path(__file__).resolve().parent.parent
-TEST_CONFIG = ROOT / "config" / "test.yaml"
 #: Real Rubin packets (Confluent wire format), shared by the team beside the repository.
 LSST_PACKETS = (ROOT.parent / "shared" / "data" / "lsst" / "fink").resolve()
 #: Ports the project's own servers use (default and test configurations, docker): never ours.
