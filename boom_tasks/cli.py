@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import time
 
 from boom_tasks import logs
 from boom_tasks.api import users_cli
 from boom_tasks.catalogs import cli as catalogs_cli
+from boom_tasks.conductor import cli as report_cli
 from boom_tasks.crossmatch import cli as crossmatch_cli
 from boom_tasks.entry import exit_with
 from boom_tasks.errors import BoomError
@@ -31,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     crossmatch_cli.register(sub)
     filters_cli.register(sub)
     users_cli.register(sub)
+    report_cli.register(sub)
     return p
 
 
@@ -60,12 +63,15 @@ def _night(args: argparse.Namespace) -> int:
             night.report(settings, survey, produced, time.monotonic() - started), survey
         )
     )
+    from boom_tasks.conductor.summary import closing_report
+
+    print(closing_report(settings, survey, args.date))
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``boom``."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(report_cli.route(sys.argv[1:] if argv is None else argv))
     logs.configure(args.log_level)
     commands = {
         "night": _night,
@@ -73,5 +79,6 @@ def main(argv: list[str] | None = None) -> None:
         "crossmatch": crossmatch_cli.run,
         "filters": filters_cli.run,
         "users": users_cli.run,
+        report_cli.COMMAND: report_cli.run,
     }
     exit_with("boom", lambda: commands[args.command](args))

@@ -9,10 +9,11 @@ latency per stage without another database read.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dramatiq
 
+from boom_tasks.conductor.counters import record_stage_night
 from boom_tasks.errors import PermanentError
 from boom_tasks.monitor.stats import record_stage
 from boom_tasks.services.valkey import get_client, wait_durable
@@ -41,11 +42,14 @@ def hand_on(
     times: dict[str, float],
     next_stage: dramatiq.Actor | None,
     count: int | None = None,
+    by_filter: Mapping[str, int] | None = None,
 ) -> None:
     """Stamp ``stage`` finished, send ``candids`` (if any) to ``next_stage``, count the stage.
 
     ``count`` is the number of alerts the stage handled (default: ``len(candids)``);
-    it differs when a stage forwards only some, as the filter stage does. When a
+    it differs when a stage forwards only some, as the filter stage does. The batch
+    is also counted on its night (:mod:`boom_tasks.conductor.counters`), with
+    ``by_filter``'s per-filter counts (new passes, deliveries). When a
     message was sent, this returns only once Valkey has made it durable
     (``valkey.durable_*``): the stage's own message is acknowledged after this
     function returns, so a power cut in between loses no hand-off.
@@ -65,5 +69,9 @@ def hand_on(
     handled = len(candids) if count is None else count
     client = get_client(settings.valkey)
     record_stage(client, survey, stage, handled, times, times[stage])
+    keep = settings.conductor.keep_days
+    record_stage_night(
+        client, survey, stage, handled, len(candids), times, times[stage], by_filter, keep
+    )
     if sent:
         wait_durable(client, settings.valkey, f"the {survey} {stage} hand-off")

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from boom_tasks.api.config import ApiSettings
+from boom_tasks.conductor.config import ConductorSettings
 from boom_tasks.config_base import PROJECT_ROOT, Section, project_path
 from boom_tasks.crossmatch.config import DEFAULT_CATALOGS, CrossmatchCatalog
 from boom_tasks.dashboard.config import DashboardSettings
@@ -192,6 +193,7 @@ class Settings(Section):
     output: OutputSettings = OutputSettings()
     api: ApiSettings = ApiSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    conductor: ConductorSettings = ConductorSettings()
 
     @field_validator("crossmatch", "intake")
     @classmethod

@@ -18,6 +18,8 @@ class Batch:
     packets: list[bytes] = field(default_factory=list)
     #: (topic, partition) → next offset to consume.
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: (topic, partition) → first offset consumed (the night report's Kafka span).
+    first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Wall-clock time (Unix seconds) the first packet was received.
     received_at: float | None = None
     #: Monotonic time of the first packet, for the wait limit.
@@ -51,6 +53,7 @@ class Batcher:
         self.batch.packets.append(packet)
         key = (topic, partition)
         self.batch.next_offsets[key] = max(self.batch.next_offsets.get(key, 0), offset + 1)
+        self.batch.first_offsets.setdefault(key, offset)
 
     def full(self) -> bool:
         """Tell whether the batch reached its size limit."""

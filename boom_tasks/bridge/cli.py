@@ -57,7 +57,7 @@ def run(argv: list[str] | None = None) -> int:
         actor.send(ref.key, ref.count, received_at)
 
     topic = intake_topic(settings, survey, args.date, args.topic)
-    bridge = Bridge(settings, survey, topic, send, args.exit_on_eof)
+    bridge = Bridge(settings, survey, topic, send, args.exit_on_eof, night=args.date)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("bridge: %s received; finishing the batch in hand", signal.Signals(signum).name)

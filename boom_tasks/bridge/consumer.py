@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from boom_tasks.batches import BatchRef, pending_alerts, store_batch
 from boom_tasks.bridge.batcher import Batch, Batcher
 from boom_tasks.bridge.intake import intake_kafka
+from boom_tasks.conductor.counters import record_received
 from boom_tasks.errors import BoomError, ConfigError, ServiceUnavailable, TransientError
 from boom_tasks.monitor.stats import record_stage
 from boom_tasks.retry import retry_transient
@@ -38,6 +39,7 @@ from boom_tasks.services.kafka import (
 from boom_tasks.services.valkey import get_client, valkey_errors, wait_durable
 from boom_tasks.settings import KafkaSettings, Settings
 from boom_tasks.surveys import Survey
+from boom_tasks.surveys.base import tonight
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ class Bridge:
         How a stored batch reaches the ingest stage (a Dramatiq ``send``).
     exit_on_eof
         Stop once every assigned partition is consumed to its end.
+    night
+        The night (``YYYYMMDD``) the alerts belong to in the night report
+        (default: the UTC date each batch is received).
 
     Raises
     ------
@@ -101,8 +106,11 @@ class Bridge:
         topic: str,
         send: Sender,
         exit_on_eof: bool = False,
+        night: str | None = None,
     ) -> None:
         self.settings, self.survey, self.topic = settings, survey, topic
+        #: The night the consumed alerts are counted on (default: the UTC date of receipt).
+        self.night = night
         self.send, self.exit_on_eof = send, exit_on_eof
         # The security keys hold the password in clear: they go to librdkafka, never to a log.
         self.kafka, self._security = intake_kafka(settings, survey)
@@ -272,6 +280,16 @@ class Bridge:
             max_backoff_s=bridge.max_backoff_s,
         )
         received_at = batch.received_at or time.time()
+        # Before the message: every stage looks the batch's night up by its receipt time.
+        record_received(
+            self.valkey,
+            self.survey.name,
+            self.night or tonight(),
+            received_at,
+            ref.count,
+            {tp: (batch.first_offsets.get(tp, n - 1), n) for tp, n in batch.next_offsets.items()},
+            self.settings.conductor.keep_days,
+        )
 
         def send() -> None:
             with valkey_errors("sending the ingest message"):

@@ -52,8 +52,11 @@ def declare(
             len(passed),
             time.monotonic() - started,
         )
-        hand_on(settings, survey.name, "filtered", passed, times, next_stage, len(candids))
-        record_passes(valkey, survey.name, {o.filter.id: o.new_passes for o in outcomes})
+        new_passes = {o.filter.id: o.new_passes for o in outcomes}
+        hand_on(
+            settings, survey.name, "filtered", passed, times, next_stage, len(candids), new_passes
+        )
+        record_passes(valkey, survey.name, new_passes)
         return {"alerts": len(candids), "passed": len(passed), "filters": len(filters)}
 
     return filter_batch

@@ -10,6 +10,7 @@ import dramatiq
 
 from boom_tasks.batches import complete_batch, load_batch
 from boom_tasks.broker import queue_name, stage_actor
+from boom_tasks.conductor.counters import record_ingested
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.messages import check_version, hand_on
 from boom_tasks.services.mongo import get_db
@@ -50,6 +51,8 @@ def declare(
         # Sent before the batch is deleted: a crash in between redelivers the batch,
         # and every later stage is idempotent, so nothing is lost or doubled.
         times = {"received": received_at}
+        rejected, keep = len(result.rejected), settings.conductor.keep_days
+        record_ingested(valkey, survey.name, received_at, result.candids, rejected, keep)
         hand_on(settings, survey.name, "ingested", result.candids, times, next_stage, len(packets))
         complete_batch(valkey, survey, batch_key)
         log.info(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import dramatiq
@@ -32,10 +33,13 @@ def declare(
         check_version(name, version)
         started = time.monotonic()
         producer = get_producer(settings.kafka)
+        per_filter: Counter[str] = Counter()
         sent = publish_batch(
-            get_db(settings.mongo), survey, producer, candids, times, settings.output
+            get_db(settings.mongo), survey, producer, candids, times, settings.output, per_filter
         )
-        hand_on(settings, survey.name, "published", candids, times, next_stage)
+        hand_on(
+            settings, survey.name, "published", candids, times, next_stage, by_filter=per_filter
+        )
         log.info(
             "%s: %d alerts, %d published in %.2fs",
             name,

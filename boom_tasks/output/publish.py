@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,8 +114,12 @@ def publish_batch(
     candids: Sequence[int],
     times: dict[str, float],
     settings: OutputSettings,
+    per_filter: Counter[str] | None = None,
 ) -> int:
     """Publish the batch's unpublished passes; return the number of messages delivered.
+
+    ``per_filter``, if given, is incremented by the passes delivered, per filter id
+    (the night report's "published per filter").
 
     Raises
     ------
@@ -156,6 +160,8 @@ def publish_batch(
         _produce(producer, topics, candid, encode(message), delivered)
     left = producer.flush(settings.flush_timeout_s)
     _record(db, survey, {c: todo[c] for c in delivered})
+    if per_filter is not None:
+        per_filter.update(p["filter_id"] for c in delivered for p in todo[c])
     if left or len(delivered) < len(todo):
         raise ServiceUnavailable(
             f"Kafka acknowledged {len(delivered)} of {len(todo)} {survey.name} messages"
