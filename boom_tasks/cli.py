@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     add_night_arguments(night, default_date=DEFAULT_NIGHT)
     night.add_argument("--workers", type=int, default=2, help="worker processes")
     night.add_argument("--log-level", default="WARNING")
+    night.add_argument(
+        "--demo",
+        action="store_true",
+        help="first run: demo database, catalog slices and example filters (docs/night-report.md)",
+    )
     catalogs_cli.register(sub)
     crossmatch_cli.register(sub)
     filters_cli.register(sub)
@@ -47,6 +52,10 @@ def _night(args: argparse.Namespace) -> int:
 
     settings, survey = get_settings(), get_survey(args.survey)
     source = night_source(survey, args.date, args.source)
+    if args.demo:
+        from boom_tasks.conductor.demo import prepare
+
+        settings = prepare(settings, survey, args.date, source)
     started = time.monotonic()
     topic = intake_topic(settings, survey, args.date)
     produced = produce_night(settings, survey, args.date, source, topic=topic)

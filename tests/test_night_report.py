@@ -14,6 +14,8 @@ import redis
 
 from boom_tasks.conductor.jobs import close_survey_nights
 from boom_tasks.conductor.report import build_report, nights_collection
+from boom_tasks.dashboard.overview import gather
+from boom_tasks.dashboard.page import overview_page
 from boom_tasks.filter.store import add_filter, set_active
 from boom_tasks.replay.producer import produce_night
 from boom_tasks.surveys.ztf import ZTF
@@ -122,8 +124,11 @@ def test_a_clean_night_adds_up_stage_by_stage(mongo_db, settings, tmp_path):
         "published",
     }
     assert report["peak_rate"]["alerts_per_s"] > 0
-    # And `boom night` ends with that report
+    # And `boom night` ends with that report, stored, and the dashboard lists it
     assert f"ZTF night {date}: all counts add up" in proc.stdout
+    assert mongo_db[nights_collection(ZTF)].find_one({"_id": date})["counts"] == c
+    page = overview_page(gather(settings, redis.Redis.from_url(settings.valkey.url), mongo_db), 0)
+    assert f'data-night="{date}">adds up<' in page
 
 
 def test_a_stopped_filter_stage_is_named_then_the_night_closes(mongo_db, settings, tmp_path):

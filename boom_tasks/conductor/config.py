@@ -18,3 +18,15 @@ class ConductorSettings(Section):
     keep_days: int = Field(8, ge=1)
     #: Candids named per stage where a flagged night's alerts stopped (the rest counted).
     named_candids: int = Field(50, ge=1)
+    #: Database of the first-run demo (``boom night --demo``, ``./ops/night.sh``): dropped
+    #: and refilled on every demo run, so it must never be a production database.
+    demo_database: str = "boom_demo"
+    #: Folder of the catalog files the demo slices (relative to the project root).
+    demo_catalogs_dir: str = "../shared/data/catalogs"
+    #: Catalog name -> file in ``demo_catalogs_dir``; the demo loads those the survey
+    #: crossmatches with, only their rows near the night's alerts.
+    demo_catalogs: dict[str, str] = {
+        "gcvs": "gcvs.parquet",
+        "vsx": "vsx.parquet",
+        "mangrove": "mangrove_filtered.parquet",
+    }

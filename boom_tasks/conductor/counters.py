@@ -24,7 +24,7 @@ from __future__ import annotations
 import array
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -277,13 +277,3 @@ def night_of(valkey: redis.Redis, survey: str, received_at: float) -> str | None
     """Return the night of a batch by its receipt time, or None if unknown."""
     raw = valkey.get(f"{prefix(survey)}:of:{receipt_key(received_at)}")
     return raw.decode() if isinstance(raw, bytes) else None
-
-
-def forget_night(valkey: redis.Redis, survey: str, night: str, receipts: Iterable[str]) -> None:
-    """Delete a night's bookkeeping (the demo starts its night afresh)."""
-    pre = prefix(survey)
-    keys = [f"{pre}:{night}:{s}" for s in STAGES]
-    keys += [f"{pre}:{night}:candids:{rk}" for rk in receipts]
-    keys += [f"{pre}:of:{rk}" for rk in receipts]
-    valkey.delete(*keys)
-    valkey.srem(f"{pre}:nights", night)

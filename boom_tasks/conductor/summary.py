@@ -43,14 +43,18 @@ def _broker_lines(
     return lines
 
 
-def _look_further(settings: Settings, survey: Survey) -> list[str]:
+def _look_further(settings: Settings, survey: Survey, night: str) -> list[str]:
     topic = topic_name(settings.output.results_topic, survey.name)
     dash = settings.dashboard
+    # The demo's database is not the configured one: the commands must name it too.
+    env = ""
+    if settings.mongo.database == settings.conductor.demo_database:
+        env = f"BOOM_MONGO__DATABASE={settings.mongo.database} "
     return [
         "Look further:",
         f"  .venv/bin/boom-print {topic} --from-beginning --max {SHOWN} --stamps stamps/",
-        f"  .venv/bin/boom-dashboard   # then open http://{dash.host}:{dash.port}/",
-        f"  .venv/bin/boom night report {survey.name} <YYYYMMDD>",
+        f"  {env}.venv/bin/boom night report {survey.name} {night}",
+        f"  {env}.venv/bin/boom-dashboard   # then open http://{dash.host}:{dash.port}/",
     ]
 
 
@@ -68,4 +72,4 @@ def closing_report(settings: Settings, survey: Survey, night: str) -> str:
     if report is not None:
         store_report(db, survey, report)
         head = format_report(report, names)
-    return "\n".join([head, *broker, *_look_further(settings, survey)])
+    return "\n".join([head, *broker, *_look_further(settings, survey, night)])

@@ -16,6 +16,8 @@ from pymongo.database import Database
 
 from boom_tasks.bridge.consumer import bridge_group
 from boom_tasks.broker import NAMESPACE
+from boom_tasks.conductor.report import recent_reports
+from boom_tasks.dashboard.nights import NIGHTS_SHOWN
 from boom_tasks.errors import BoomError
 from boom_tasks.filter.store import FILTERS
 from boom_tasks.monitor.lag import consumer_lag
@@ -62,6 +64,8 @@ class SurveyOverview:
     lag: Section  # list[PartitionLag]
     quarantine: Section  # tuple[int, list[Quarantined]]
     passes: Section  # list[(hour start, {filter id: n})]
+    #: The night conductor's last reports (list of report documents).
+    nights: Section = field(default_factory=Section)
 
 
 @dataclass
@@ -105,6 +109,7 @@ def _survey(
             "reading filter passes",
             lambda: passes_per_hour(valkey, survey.name, dash.pass_hours, now=now),
         ),
+        nights=read("reading night reports", lambda: recent_reports(db, survey, NIGHTS_SHOWN)),
     )
 
 

@@ -6,6 +6,7 @@ from html import escape
 from urllib.parse import quote
 
 from boom_tasks.dashboard.html import bars, cell, page, seconds, table, when
+from boom_tasks.dashboard.nights import nights_html
 from boom_tasks.dashboard.overview import Overview, Section, SurveyOverview
 from boom_tasks.monitor.queues import QueueCounts, QueuedMessage
 from boom_tasks.monitor.stats import StageFigures
@@ -144,6 +145,7 @@ def _survey(s: SurveyOverview, overview: Overview) -> str:
         f"<h3>Bridge consumer lag</h3>{_lag(s)}"
         f"<h3>Filter passes per hour</h3>{_passes(s, overview.filter_names)}"
         f"<h3>Quarantine</h3>{_quarantine(s)}"
+        f"<h3>Last nights</h3>{nights_html(s.nights.value, s.nights.error)}"
     )
 
 
