@@ -205,3 +205,38 @@ def test_boom_night_report_without_data_says_so(services):
         timeout=60,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_a_removed_message_is_named_lost_with_its_candids(mongo_db, settings, tmp_path):
+    # Given a night whose batches wait at the filter stage (no filter worker)
+    night = _night_dir(tmp_path, ("boom-402",))
+    date = _fresh_date()
+    produce_night(settings, ZTF, date, night, topic=f"ztf_{date}_programid1", progress=False)
+    client = redis.Redis.from_url(settings.valkey.url)
+    early = _workers("ztf_ingest", "ztf_crossmatch", "ztf_ml")
+    try:
+        _bridge(date)
+        _wait_stuck_at_filter(client)
+    finally:
+        _stop(early)
+    # When an operator deletes the filter messages from Valkey by hand
+    for redis_id in client.hkeys("dramatiq:ztf_filter.msgs"):
+        client.hdel("dramatiq:ztf_filter.msgs", redis_id)
+        client.lrem("dramatiq:ztf_filter", 0, redis_id)
+    report = build_report(settings, ZTF, date)
+    # Then the report says they are lost before the filter stage, naming every candid
+    candids = sorted(d["_id"] for d in mongo_db[ZTF.alerts].find({}, {"_id": 1}))
+    assert report["flagged"] is True
+    assert {(s["stage"], s["state"]) for s in report["stopped"]} == {("filtered", "lost")}
+    assert sorted(c for s in report["stopped"] for c in s["candids"]) == candids
+    # And `boom night report` prints it and exits 1 (flagged), without a traceback
+    proc = subprocess.run(
+        [str(BIN / "boom"), "night", "report", "ZTF", date],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"ZTF night {date}: FLAGGED" in proc.stdout
+    assert f"alerts lost in ztf_filter: {candids[0]}" in proc.stdout
