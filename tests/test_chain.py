@@ -60,6 +60,7 @@ def test_each_stage_hands_its_candids_to_the_next(stub, settings, monkeypatch):
 
     recorded = []
     monkeypatch.setattr(messages, "record_stage", lambda *a: recorded.append(a[2]))
+    monkeypatch.setattr(messages, "record_stage_night", lambda *_: None)
     monkeypatch.setattr(messages, "get_client", lambda _: None)
     # (durable hand-offs are tested on the real Valkey in test_durability.py)
     monkeypatch.setattr(messages, "wait_durable", lambda *_: None)
