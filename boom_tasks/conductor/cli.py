@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from boom_tasks.conductor.render import format_report
     from boom_tasks.conductor.report import report_night, store_report, stored_report
+    from boom_tasks.conductor.summary import filter_names
     from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
     from boom_tasks.surveys import get_survey
@@ -45,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
     # A report built on demand keeps the night's "closed" mark: only the job closes nights.
     report["closed"] = bool(stored and stored.get("closed"))
     store_report(db, survey, report)
-    print(format_report(report))
+    print(format_report(report, filter_names(db, survey)))
     return 1 if report["flagged"] else 0

@@ -58,6 +58,12 @@ def _look_further(settings: Settings, survey: Survey, night: str) -> list[str]:
     ]
 
 
+def filter_names(db: Database, survey: Survey) -> dict[str, str]:
+    """Return filter id -> name of ``survey``'s filters, to print names beside ids."""
+    with mongo_errors("reading filter names"):
+        return {str(f["_id"]): f["name"] for f in db[FILTERS].find({"survey": survey.name})}
+
+
 def closing_report(settings: Settings, survey: Survey, night: str) -> str:
     """Build and store the night's report; return it with the broker's figures, as text."""
     db = get_db(settings.mongo)
@@ -66,8 +72,8 @@ def closing_report(settings: Settings, survey: Survey, night: str) -> str:
     except NoNightData as e:
         report = None
         head = f"no night report: {e}"
-    with mongo_errors("reading filter names"):
-        names = {str(f["_id"]): f["name"] for f in db[FILTERS].find({"survey": survey.name})}
+    names = filter_names(db, survey)
+    with mongo_errors(f"counting what the broker made of {survey.name} night {night}"):
         broker = _broker_lines(db, settings, survey, names)
     if report is not None:
         store_report(db, survey, report)
