@@ -239,3 +239,38 @@ def test_a_removed_message_is_named_lost_with_its_candids(mongo_db, settings, tm
     assert proc.returncode == 1, proc.stderr
     assert f"ZTF night {date}: FLAGGED" in proc.stdout
     assert f"alerts lost in ztf_filter: {candids[0]}" in proc.stdout
+
+
+def test_a_dead_letter_of_the_night_is_listed_with_its_failure(services, settings):
+    # Given a night whose one batch of 2 alerts reached the filter stage...
+    from boom_tasks.broker import setup_broker
+    from boom_tasks.chain import declare_chain
+    from boom_tasks.conductor.counters import record_received, record_stage_night
+
+    client = redis.Redis.from_url(settings.valkey.url)
+    date, received = _fresh_date(), time.time()
+    offsets = {(f"ztf_{date}_programid1", 0): (0, 2)}
+    record_received(client, "ZTF", date, received, 2, offsets, keep_days=1)
+    for stage in ("ingested", "crossmatched", "enriched"):
+        record_stage_night(client, "ZTF", stage, 2, 2, {"received": received}, keep_days=1)
+    # ...whose filter message the stage refuses for good (a message version it cannot read)
+    actor = declare_chain(setup_broker(settings), [ZTF], settings)["ZTF"]["filter"]
+    actor.send([11, 12], {"received": received}, 99)
+    worker = _workers("ztf_filter")
+    try:
+        deadline = time.monotonic() + 120
+        while not client.zcard("dramatiq:ztf_filter.XQ"):
+            assert time.monotonic() < deadline, "the message was not dead-lettered"
+            time.sleep(0.3)
+    finally:
+        _stop(worker)
+    # When the report is built
+    report = build_report(settings, ZTF, date)
+    # Then the dead letter is listed with its failure, and its alerts as stopped there
+    [dead] = report["dead_letters"]
+    assert dead["queue"] == "ztf_filter" and dead["alerts"] == 2
+    assert "unsupported message version 99" in dead["error"]
+    [stop] = report["stopped"]
+    assert (stop["stage"], stop["state"], stop["candids"]) == ("filtered", "dead", [11, 12])
+    # (the dead letter is removed, so later tests start with an empty dead-letter queue)
+    client.delete("dramatiq:ztf_filter.XQ", "dramatiq:ztf_filter.XQ.msgs")
