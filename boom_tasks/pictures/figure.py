@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import textwrap
 
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -28,6 +29,8 @@ DPI = 100
 THUMB_DPI = 30
 #: Characters per line of an unreadable stamp's reason.
 REASON_WIDTH = 28
+#: Colour of blank pixels (NaN, fill values): not black or white, which are sky and source.
+BLANK_COLOUR = "#5a6f9e"
 #: Julian date of the Unix epoch.
 JD_UNIX_EPOCH = 2440587.5
 
@@ -74,8 +77,9 @@ def draw_stamp(ax: Axes, field: str, stamp: Stamp) -> None:
         ax.imshow(stamp.image, cmap="gray", origin="upper", interpolation="nearest")
         return
     low, high = zscale_limits(stamp.image)
+    grey = colormaps["gray"].with_extremes(bad=BLANK_COLOUR)
     # FITS stores the bottom row first: origin "lower" keeps north up, as DS9 shows it.
-    ax.imshow(stamp.image, cmap="gray", origin="lower", interpolation="nearest",
+    ax.imshow(stamp.image, cmap=grey, origin="lower", interpolation="nearest",
               vmin=low, vmax=high)  # fmt: skip
 
 
