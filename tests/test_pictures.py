@@ -224,6 +224,13 @@ def test_picture_of_real_lsst_alerts(path: Path) -> None:
     # And the magnitude axis is set by the points, not by huge error bars (bright on top)
     low, high = lc.get_ylim()
     assert high < low and low - high < 20
+    # And the time axis spans the points with a margin of 4 % a side, half a day at least
+    times = [line.get_xdata() for line in lc.lines if len(line.get_xdata())]
+    first, last = min(min(t) for t in times), max(max(t) for t in times)
+    left, right = lc.get_xlim()
+    assert left < msg["jd"] - 2400000.5 < right
+    span = last - first
+    assert right - left == pytest.approx(span + 2 * max(0.5, 0.04 * span))
     assert f"LSST {msg['objectId']}" in fig.get_suptitle()
 
 
@@ -278,6 +285,7 @@ def test_alert_without_cutouts_and_band_from_filter_id() -> None:
 
 def test_stamps_that_are_not_images_say_so() -> None:
     msg = _message("ZTF", read_packet(ZTF_BY_SCHEMA["4.02/ff05b615"]))
+    msg["filters"] = [{"name": f"filter-number-{i}", "filter_id": str(i)} for i in range(30)]
     # Given a truncated gzip stream, bytes that are no image, and a FITS with NaNs only
     blank = fits.PrimaryHDU(np.full((5, 5), np.nan, dtype=np.float32))
     buffer = io.BytesIO()
@@ -285,11 +293,15 @@ def test_stamps_that_are_not_images_say_so() -> None:
     msg["cutoutScience"] = msg["cutoutScience"][:100]
     msg["cutoutTemplate"] = b"hello world"
     msg["cutoutDifference"] = buffer.getvalue()
-    panels = _panels(build_figure(from_message(msg)))
+    fig = build_figure(from_message(msg))
+    panels = _panels(fig)
     why = {f: " ".join(t.get_text() for t in panels[f].texts).replace("\n", " ") for f in panels}
     assert "EOFError" in why["cutoutScience"]
     assert "not FITS or JPEG" in why["cutoutTemplate"]
     assert "every pixel is blank" in why["cutoutDifference"]
+    # And thirty filters fit in two header lines, the rest elided
+    passed = fig.get_suptitle().split("\n")[2:]
+    assert len(passed) == 2 and passed[1].endswith("...") and "filter-number-0," in passed[0]
 
 
 def test_thumbnail_is_the_same_figure_smaller() -> None:

@@ -27,6 +27,8 @@ SIZE_IN = (9.0, 7.6)
 DPI = 100
 #: Resolution of a thumbnail (the same figure, ~270 x 230 pixels).
 THUMB_DPI = 30
+#: Characters per line of the header's list of filters.
+HEADER_WIDTH = 120
 #: Characters per line of an unreadable stamp's reason.
 REASON_WIDTH = 28
 #: Colour of blank pixels (NaN, fill values): not black or white, which are sky and source.
@@ -55,7 +57,11 @@ def header(view: AlertView) -> str:
         if view.negative:
             mag += " (negative difference)"
     passed = ", ".join(view.filters) if view.filters else "none listed"
-    return f"{first}\n{when} · {mag}\npassed: {passed}"
+    # Many filters would run off the figure: two lines at most, the rest elided.
+    passed = textwrap.fill(
+        f"passed: {passed}", HEADER_WIDTH, max_lines=2, placeholder=" ...", break_on_hyphens=False
+    )
+    return f"{first}\n{when} · {mag}\n{passed}"
 
 
 def draw_stamp(ax: Axes, field: str, stamp: Stamp) -> None:

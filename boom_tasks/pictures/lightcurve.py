@@ -31,6 +31,11 @@ OTHER_COLOUR = "#7f7f7f"
 SURVEY_MARKERS = ("o", "s", "D", "^")
 #: Magnitudes of margin above and below the points.
 MAG_MARGIN = 0.3
+#: Days of margin left and right of the points, at least (one point alone would
+#: otherwise get matplotlib's default range of thousands of days).
+MIN_DAY_MARGIN = 0.5
+#: Fraction of the time span added on each side.
+DAY_MARGIN_FRACTION = 0.04
 
 
 def colour(band: str) -> str:
@@ -89,7 +94,7 @@ def _draw_curve(ax: Axes, curve: Curve, marker: str) -> None:
 
 
 def _magnitude_range(ax: Axes, curves: Sequence[Curve], view: AlertView) -> None:
-    """Fit the magnitude axis to the points, not their error bars, bright at the top.
+    """Fit both axes to the points, not their error bars; bright at the top.
 
     A faint detection's error can be tens of magnitudes (LSST's flux S/N near 1):
     letting it set the range would squash every other point into a line.
@@ -99,6 +104,10 @@ def _magnitude_range(ax: Axes, curves: Sequence[Curve], view: AlertView) -> None
     if view.mag is not None:
         mags.append(view.mag)
     ax.set_ylim(max(mags) + MAG_MARGIN, min(mags) - MAG_MARGIN)
+    days = [p.jd - MJD_ZERO_JD for c in curves for p in c.detections + c.forced]
+    days += [p.jd - MJD_ZERO_JD for c in curves for p in c.limits]
+    margin = max(MIN_DAY_MARGIN, DAY_MARGIN_FRACTION * (max(days) - min(days)))
+    ax.set_xlim(min(days) - margin, max(days) + margin)
 
 
 def draw_light_curve(ax: Axes, view: AlertView) -> None:
