@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from html import escape
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
 import redis
@@ -16,8 +17,9 @@ from prometheus_client.registry import CollectorRegistry
 
 from boom_tasks.api.users import authenticate
 from boom_tasks.dashboard.metrics import Figures, FiguresCollector
-from boom_tasks.dashboard.overview import gather, read
+from boom_tasks.dashboard.overview import Section, gather, read
 from boom_tasks.dashboard.page import overview_page, queue_page
+from boom_tasks.dashboard.thumbnails import latest_passes
 from boom_tasks.errors import BoomError
 from boom_tasks.monitor.queues import (
     DeadLetterNotFound,
@@ -30,6 +32,10 @@ from boom_tasks.monitor.queues import (
     survey_queues,
 )
 from boom_tasks.monitor.stats import passes_total, stage_totals
+from boom_tasks.pictures import render_png
+from boom_tasks.pictures.cache import DEFAULT_TTL_S, PictureCache
+from boom_tasks.pictures.documents import AlertNotFound, read_view
+from boom_tasks.pictures.figure import DPI, THUMB_DPI
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client, valkey_errors
 from boom_tasks.settings import Settings, get_settings
@@ -73,6 +79,8 @@ class Dashboard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.queues = survey_queues([s.queue_prefix for s in SURVEYS.values()])
+        #: Pictures and thumbnails drawn lately: the page reloads every few seconds.
+        self.pictures = PictureCache()
 
     def valkey(self) -> redis.Redis:
         """Return this process's Valkey client."""
@@ -83,6 +91,30 @@ class Dashboard:
         if queue not in self.queues:
             raise HTTPException(404, f"no queue {queue!r}; known: {', '.join(self.queues)}")
         return queue
+
+    def latest(self) -> dict[str, Section]:
+        """Read each survey's latest filter passes (the thumbnails of the overview)."""
+        db = get_db(self.settings.mongo)
+        return {
+            name: read(f"reading {name} filter passes", partial(latest_passes, db, s))
+            for name, s in SURVEYS.items()
+        }
+
+    def picture(self, survey: str, candid: int, thumb: bool) -> bytes:
+        """Return an alert's picture (every filter and alias: the page is for operators)."""
+        registered = SURVEYS.get(survey.upper())
+        if registered is None:
+            raise HTTPException(404, f"no survey {survey!r}; known: {', '.join(SURVEYS)}")
+
+        def draw() -> bytes:
+            db = get_db(self.settings.mongo)
+            try:
+                view = read_view(db, registered, candid, passes={}, alias_surveys=SURVEYS)
+            except AlertNotFound as e:
+                raise HTTPException(404, str(e)) from None
+            return render_png(view, dpi=THUMB_DPI if thumb else DPI)
+
+        return self.pictures.get_or_draw((registered.name, candid, thumb), draw)
 
     def figures(self) -> Figures:
         """Read everything ``/metrics`` exposes."""
@@ -100,7 +132,13 @@ def _routes(app: FastAPI, dash: Dashboard) -> None:
     @app.get("/", response_class=HTMLResponse, summary="The overview")
     def index() -> str:
         overview = gather(settings, dash.valkey(), get_db(settings.mongo))
-        return overview_page(overview, settings.dashboard.refresh_s)
+        return overview_page(overview, settings.dashboard.refresh_s, dash.latest())
+
+    @app.get("/pictures/{survey}/{candid}.png", summary="One alert's picture (PNG)")
+    def picture(survey: str, candid: int, size: Literal["full", "thumb"] = "full") -> Response:
+        png = dash.picture(survey, candid, thumb=size == "thumb")
+        cache = f"private, max-age={int(DEFAULT_TTL_S)}"
+        return Response(png, media_type="image/png", headers={"Cache-Control": cache})
 
     @app.get("/queues/{queue}", response_class=HTMLResponse, summary="One queue's messages")
     def queue(queue: str, done: str | None = None) -> str:

@@ -25,6 +25,7 @@ th{background:#eef1f4}td.l,th.l{text-align:left}
 .flash{background:#e6f4ea;border:1px solid #9ccaa8;padding:.4em .8em;display:inline-block}
 form{display:inline}button{font:inherit;padding:.1em .6em;cursor:pointer}
 svg{vertical-align:middle}code{font-size:.9em}a{color:#0b57d0}
+td.thumbs img{margin:0 .3em .2em 0;border:1px solid #d0d5dc;background:#fff}
 """
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 from urllib.parse import quote
 
 from boom_tasks.dashboard.html import bars, cell, page, seconds, table, when
 from boom_tasks.dashboard.nights import nights_html
 from boom_tasks.dashboard.overview import Overview, Section, SurveyOverview
+from boom_tasks.dashboard.thumbnails import FilterPasses
 from boom_tasks.monitor.queues import QueueCounts, QueuedMessage
 from boom_tasks.monitor.stats import StageFigures
 
@@ -137,20 +139,54 @@ def _quarantine(s: SurveyOverview) -> str:
     return head + table(["at (UTC)", "reason", "batch", "bytes", "sha256"], rows, left=3)
 
 
-def _survey(s: SurveyOverview, overview: Overview) -> str:
+def picture_url(survey: str, candid: int, thumb: bool = False) -> str:
+    """Return the dashboard's address of one alert's picture (or of its thumbnail)."""
+    return f"/pictures/{quote(survey)}/{candid}.png" + ("?size=thumb" if thumb else "")
+
+
+def _thumbnails(survey: str, latest: Section | None) -> str:
+    """Return each filter's latest passes as thumbnails linking to the full pictures."""
+    if latest is None:
+        return ""
+    if latest.error:
+        return _error(latest)
+    filters: list[FilterPasses] = latest.value
+    if not filters:
+        return '<p class="muted">no filter has passed an alert yet</p>'
+    rows = []
+    for f in filters:
+        pictures = "".join(
+            f'<a href="{picture_url(survey, p.candid)}" data-picture="{p.candid}">'
+            f'<img src="{picture_url(survey, p.candid, thumb=True)}" loading="lazy" '
+            f'width="270" height="228" alt="{escape(p.object_id)} candid {p.candid}" '
+            f'title="{escape(p.object_id)} · candid {p.candid} · passed {when(p.passed_at)} UTC">'
+            "</a>"
+            for p in f.passes
+        )
+        rows.append(
+            cell(f.name, left=True)
+            + f'<td class="l thumbs" data-thumbnails="{escape(f.filter_id)}">{pictures}</td>'
+        )
+    return table(["filter", "latest passes, newest first"], rows, left=2)
+
+
+def _survey(s: SurveyOverview, overview: Overview, latest: Section | None = None) -> str:
     window = overview.window_minutes
     return (
         f"<h2>{escape(s.survey)}</h2>"
         f"<h3>Stages (latency from bridge receipt)</h3>{_stages(s, window)}"
         f"<h3>Bridge consumer lag</h3>{_lag(s)}"
         f"<h3>Filter passes per hour</h3>{_passes(s, overview.filter_names)}"
-        f"<h3>Quarantine</h3>{_quarantine(s)}"
-        f"<h3>Last nights</h3>{nights_html(s.nights.value, s.nights.error)}"
+        + (f"<h3>Latest passes</h3>{_thumbnails(s.survey, latest)}" if latest else "")
+        + f"<h3>Quarantine</h3>{_quarantine(s)}"
+        + f"<h3>Last nights</h3>{nights_html(s.nights.value, s.nights.error)}"
     )
 
 
-def overview_page(overview: Overview, refresh_s: int) -> str:
-    """Return the dashboard's front page."""
+def overview_page(
+    overview: Overview, refresh_s: int, latest: Mapping[str, Section] | None = None
+) -> str:
+    """Return the dashboard's front page; ``latest``: each survey's latest passes."""
     workers = overview.workers
     alive = workers.error or f"{workers.value} worker threads alive"
     body = (
@@ -158,7 +194,7 @@ def overview_page(overview: Overview, refresh_s: int) -> str:
         f'<p class="muted">{when(overview.at)} UTC · {escape(str(alive))} · '
         f'<a href="/metrics">/metrics</a></p>'
         f"<h2>Queues</h2>{_queues(overview)}"
-        + "".join(_survey(s, overview) for s in overview.surveys)
+        + "".join(_survey(s, overview, (latest or {}).get(s.survey)) for s in overview.surveys)
     )
     return page("boom-tasks dashboard", body, refresh_s=refresh_s)
 

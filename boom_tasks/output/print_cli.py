@@ -3,9 +3,11 @@
 Print each alert published on an output topic, as the alert_stream demo's
 ``printStream`` does for survey topics (lsst-dm/alert_stream, ZTF's fork):
 one summary per alert instead of the whole record. With ``--stamps`` each
-cutout is also written as FITS (gunzipped) and as a PNG preview,
-``<candid>_<science|template|difference>.fits|.png``. Early alerts whose
-cutouts are JPEG get ``.jpg`` instead.
+alert's picture is written as ``<candid>.png`` (the three stamps and the light
+curve, :mod:`boom_tasks.pictures`), and each cutout as FITS (gunzipped),
+``<candid>_<science|template|difference>.fits``. Early alerts whose cutouts are
+JPEG get ``.jpg`` instead; a cutout that cannot be read gets
+``.unreadable.txt`` saying why, and its panel of the picture says it too.
 
 Without ``--group`` every run has its own consumer group and commits nothing,
 so two terminals both see every alert. With ``--group`` offsets are committed
@@ -213,15 +215,43 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def write_stamps(message: dict[str, Any], folder: Path) -> list[Path]:
+def write_stamps(message: dict[str, Any], folder: Path, png: bool = True) -> list[Path]:
     """Write :func:`stamp_files` of one alert into ``folder`` (created if needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, data in stamp_files(message).items():
+    for name, data in stamp_files(message, png).items():
         path = folder / name
         path.write_bytes(data)
         paths.append(path)
     return paths
+
+
+def write_picture(message: dict[str, Any], folder: Path) -> Path:
+    """Write the alert's picture, ``<candid>.png``, into ``folder`` (created if needed)."""
+    from boom_tasks.pictures import from_message, render_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{message['candid']}.png"
+    path.write_bytes(render_png(from_message(message)))
+    return path
+
+
+def write_files(message: dict[str, Any], folder: Path) -> None:
+    """Write the alert's picture and FITS cutouts; report on stderr what could not be written.
+
+    Never raises for the alert's content: a stamp that cannot be read is drawn as
+    its reason, and should drawing fail on data nobody foresaw, the picture is
+    reported missing and the next alert is printed (the FITS files are kept).
+    """
+    for path in write_stamps(message, folder, png=False):
+        if path.name.endswith(".unreadable.txt"):
+            print(f"% stamp not written: {path.read_text().strip()}", file=sys.stderr)
+    try:
+        write_picture(message, folder)
+    except OSError:
+        raise  # the folder itself (full disk, permissions): the user must know at once
+    except Exception as e:  # one alert's odd data must not stop the stream
+        print(f"% picture of {message['candid']} not written: {e!r}", file=sys.stderr)
 
 
 # -- Kafka ---------------------------------------------------------------------------------
@@ -302,7 +332,12 @@ def decode_or_report(msg: Message) -> dict[str, Any] | None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="boom-print", description="Print alerts published on a topic.")
     p.add_argument("topic", help="output topic, e.g. ZTF_alerts_results")
-    p.add_argument("--stamps", type=Path, metavar="DIR", help="write cutouts as FITS and PNG here")
+    p.add_argument(
+        "--stamps",
+        type=Path,
+        metavar="DIR",
+        help="write pictures (PNG) and cutouts (FITS) here",
+    )
     p.add_argument("--max", type=int, metavar="N", help="stop after N messages")
     p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
     p.add_argument("--group", help="consumer group: share the topic and remember the position")
@@ -319,9 +354,7 @@ def run(argv: list[str] | None = None) -> int:
         if message is not None:
             print(format_alert(message), flush=True)
             if args.stamps is not None:
-                for path in write_stamps(message, args.stamps):
-                    if path.name.endswith(".unreadable.txt"):
-                        print(f"% stamp not written: {path.read_text().strip()}", file=sys.stderr)
+                write_files(message, args.stamps)
         if args.group:
             consumer.commit(message=msg, asynchronous=True)
 

@@ -27,6 +27,9 @@ PacketParser = Callable[[bytes, dt.datetime], AlertDocs]
 PropertiesFn = Callable[[dict[str, Any], Mapping[str, list[dict[str, Any]]]], dict[str, Any]]
 #: Synthetic packets for benchmarks: (source of real packets, n, seed, alerts per object).
 SynthFn = Callable[..., Iterator[bytes]]
+#: A forced-photometry point → its (magnitude, error), or None below the survey's
+#: detection threshold (pictures draw the light curve with it).
+ForcedMagnitudeFn = Callable[[Mapping[str, Any]], tuple[float, float] | None]
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,9 @@ class Survey:
     collection_prefix
         Prefix of every collection name: empty in production; a benchmark uses
         scratch collections (``bench_ZTF_alerts``...) beside the real ones.
+    forced_magnitude
+        Magnitude of a forced-photometry point (``fp_hists``) for pictures; None
+        when the survey's points carry ``magpsf``/``sigmapsf`` themselves (LSST).
     """
 
     name: str
@@ -173,6 +179,7 @@ class Survey:
     band_field: tuple[str, Mapping[str, Any]] | None = None
     configure: Callable[[Any], None] | None = field(default=None, repr=False)
     collection_prefix: str = ""
+    forced_magnitude: ForcedMagnitudeFn | None = field(default=None, repr=False)
 
     def _collection(self, suffix: str) -> str:
         return f"{self.collection_prefix}{self.name}_{suffix}"

@@ -10,7 +10,7 @@ from boom_tasks.surveys.base import Permissions, Survey
 from boom_tasks.surveys.indexes import ALERT_INDEXES, AUX_INDEXES
 from boom_tasks.surveys.ztf.output import OUTPUT
 from boom_tasks.surveys.ztf.packets import parse_packet
-from boom_tasks.surveys.ztf.properties import properties
+from boom_tasks.surveys.ztf.properties import forced_magnitude, properties
 from boom_tasks.surveys.ztf.replay import REPLAY
 from boom_tasks.surveys.ztf.synth import synth_alerts
 
@@ -33,6 +33,8 @@ ZTF = Survey(
     # Palomar sees down to dec -30 deg.
     footprint=(-30.0, 90.0),
     band_field=("candidate.fid", {"g": 1, "r": 2, "i": 3}),
+    # fp_hists carry fluxes in DN and the zero point, not magnitudes.
+    forced_magnitude=forced_magnitude,
 )
 
 __all__ = ["ZTF"]

@@ -212,6 +212,12 @@ def forced_point(forced: dict[str, Any]) -> Point | None:
     return Point(jd, zp - 2.5 * math.log10(flux), MAG_ERR_FACTOR * unc / flux, band, (1, 0))
 
 
+def forced_magnitude(forced: Mapping[str, Any]) -> tuple[float, float] | None:
+    """Return a forced-photometry point's (magnitude, error), or None (see :func:`forced_point`)."""
+    point = forced_point(dict(forced))
+    return None if point is None else (point.mag, point.mag_err)
+
+
 def light_curve(
     candidate: dict[str, Any],
     detections: Iterable[dict[str, Any]],
