@@ -13,6 +13,8 @@ tools=$PWD/.local/tools
 kustomize=$tools/bin/kustomize
 crd=$tools/keda-$KEDA_VERSION/keda.sh_scaledobjects.yaml
 
+# The Go toolchain of this machine's image lives there, not always on PATH.
+PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || {
   echo "ops/install-k8s-tools.sh: Go is required to build kustomize (Go >= 1.24)" >&2
   exit 1

@@ -34,7 +34,7 @@ from tests.conftest import ROOT
 
 K8S = ROOT / "ops" / "k8s"
 OVERLAYS = ("local", "production")
-#: Kubernetes version the manifests are validated against (KEDA 2.18 supports 1.31-1.33).
+#: Kubernetes version the manifests are validated against (KEDA 2.18 is built on its API).
 KUBERNETES_VERSION = "1.33.0"
 #: Environment variables read by something other than the settings.
 CONFIG_PATH_VAR = "BOOM_CONFIG"
@@ -367,3 +367,72 @@ def test_compose_file_is_accepted_by_compose(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("services:\n  ingest: [dramatiq]\n")
     bad = subprocess.run([*cmd, "-f", str(tmp_path / "bad.yaml"), "config"], capture_output=True)
     assert bad.returncode != 0
+
+
+# --- what KEDA reads, on the real broker ---------------------------------------------------
+
+#: Valkey database of this test (the other tests use 5-8); the manifests say 0.
+VALKEY_DB = 9
+
+
+def _desired_replicas(valkey: Any, scaler: dict[str, Any]) -> tuple[dict[str, int], int]:
+    """Return each trigger's list length and the replicas KEDA's HPA asks for.
+
+    KEDA reads a list's length (LLEN, after TYPE); the HPA asks ceil(length / listLength)
+    per trigger, takes the largest, and clamps it to [minReplicaCount, maxReplicaCount].
+    """
+    lengths, wanted = {}, 0
+    for t in scaler["spec"]["triggers"]:
+        key = t["metadata"]["listName"]
+        assert valkey.type(key) in (b"list", b"none")
+        lengths[key] = valkey.llen(key)
+        wanted = max(wanted, -(-lengths[key] // int(t["metadata"]["listLength"])))
+    spec = scaler["spec"]
+    return lengths, min(spec["maxReplicaCount"], max(spec["minReplicaCount"], wanted))
+
+
+def test_scaledobjects_read_the_keys_dramatiq_writes(services, rendered) -> None:
+    import redis
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.results import Results
+    from dramatiq.results.backends import RedisBackend
+
+    from boom_tasks.chain import declare_chain
+
+    url = services.valkey.model_copy(update={"db": VALKEY_DB}).url
+    valkey = redis.Redis.from_url(url)
+    valkey.flushdb()
+    broker = RedisBroker(url=url, namespace=NAMESPACE)
+    broker.add_middleware(Results(backend=RedisBackend(url=url)))
+    try:
+        # Given 5 crossmatch batches queued by ingest, and one retry waiting its backoff
+        actor = declare_chain(broker, [SURVEYS["ZTF"]], services)["ZTF"]["crossmatch"]
+        for i in range(5):
+            actor.send([i], {"received": 0.0})
+        actor.send_with_options(args=([9], {"received": 0.0}), delay=60_000)
+        scalers = {
+            name: next(
+                o
+                for o in rendered[name]
+                if o["kind"] == "ScaledObject" and o["metadata"]["name"] == "worker-ztf-crossmatch"
+            )
+            for name in OVERLAYS
+        }
+        # Then the ScaledObjects' lists hold them: 5 ready, 1 delayed
+        lengths, production = _desired_replicas(valkey, scalers["production"])
+        assert lengths == {"dramatiq:ztf_crossmatch": 5, "dramatiq:ztf_crossmatch.DQ": 1}
+        # And KEDA asks ceil(5 / 2) = 3 pods in production, the local cap of 2 locally
+        assert production == 3
+        assert _desired_replicas(valkey, scalers["local"])[1] == 2
+        # When a worker prefetches 2 of them, they leave the list KEDA measures
+        consumer = broker.consume("ztf_crossmatch", prefetch=2, timeout=1000)
+        fetched = [next(consumer), next(consumer)]
+        assert all(fetched)
+        assert _desired_replicas(valkey, scalers["production"])[0]["dramatiq:ztf_crossmatch"] == 3
+        consumer.close()
+        # And with only the delayed retry left, a stage scaled to zero still gets a pod
+        valkey.delete("dramatiq:ztf_crossmatch")
+        assert _desired_replicas(valkey, scalers["local"])[1] == 1
+    finally:
+        valkey.flushdb()
+        broker.close()
