@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what renders and validates ops/k8s offline, into .local/tools (never committed):
 #   - kustomize, built from its Go module (sigs.k8s.io/kustomize/kustomize/v5);
-#   - KEDA's ScaledObject CRD, read from KEDA's Go module zip (config/crd/bases/).
+#   - KEDA's ScaledObject CRD, read from KEDA's Go module zip (config/crd/bases/), and
+#     its Redis scaler's source (the trigger metadata keys it accepts).
 # The Kubernetes API schemas come with the kubernetes-validate wheel (ops/install.sh).
 # Only the Go module proxy is used. Idempotent: a second run checks and exits.
-# Prints the two paths, one a line: the kustomize binary, then the CRD file.
+# Prints three paths, one a line: the kustomize binary, the CRD, the Redis scaler source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.0}
@@ -12,6 +13,7 @@ KEDA_VERSION=${KEDA_VERSION:-v2.18.1}
 tools=$PWD/.local/tools
 kustomize=$tools/bin/kustomize
 crd=$tools/keda-$KEDA_VERSION/keda.sh_scaledobjects.yaml
+scaler=$tools/keda-$KEDA_VERSION/redis_scaler.go
 
 # The Go toolchain of this machine's image lives there, not always on PATH.
 PATH=$PATH:/usr/local/go/bin
@@ -23,13 +25,15 @@ if ! { [ -x "$kustomize" ] && "$kustomize" version | grep -qx "$KUSTOMIZE_VERSIO
   mkdir -p "$tools/bin"
   GOBIN="$tools/bin" GOFLAGS=-buildvcs=false go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
 fi
-if [ ! -s "$crd" ]; then
+if [ ! -s "$crd" ] || [ ! -s "$scaler" ]; then
   # go mod download extracts the module into the module cache and names the folder.
   dir=$(cd /tmp && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
   mkdir -p "$(dirname "$crd")"
   cp "$dir/config/crd/bases/keda.sh_scaledobjects.yaml" "$crd"
-  chmod u+w "$crd"
+  cp "$dir/pkg/scalers/redis_scaler.go" "$scaler"
+  chmod u+w "$crd" "$scaler"
 fi
 echo "$kustomize"
 echo "$crd"
+echo "$scaler"

@@ -1,4 +1,4 @@
-"""The Kubernetes manifests (ops/k8s) and docker-compose.yaml, checked offline.
+"""The Kubernetes manifests (ops/k8s), checked offline (docker-compose: test_compose.py).
 
 Each overlay is rendered by the real ``kustomize build`` (installed from its Go module
 by ops/install-k8s-tools.sh) and every object is validated: core objects against the
@@ -7,7 +7,8 @@ error), ScaledObjects against KEDA's own CRD schema (from KEDA's Go module), mad
 the same way. Then what the manifests say is checked against the code: every Dramatiq
 queue of the chain has a worker Deployment and a ScaledObject on its Valkey list, every
 environment variable names a real settings field, the cluster config is the default one
-but for its addresses. No server is needed.
+but for its addresses. Only the last test needs a server: it checks, on the real
+Valkey, that the lists the ScaledObjects measure are where Dramatiq puts the messages.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from pydantic import BaseModel
 
 from boom_tasks.broker import NAMESPACE, queue_name
 from boom_tasks.chain import CHAIN
-from boom_tasks.settings import Settings, load_settings
+from boom_tasks.settings import load_settings
 from boom_tasks.surveys import SURVEYS
 from tests.conftest import ROOT
+from tests.manifests import dramatiq_variable, queues_of, settings_field
 
 K8S = ROOT / "ops" / "k8s"
 OVERLAYS = ("local", "production")
@@ -50,15 +50,18 @@ CLUSTER_KEYS = {
 
 
 @pytest.fixture(scope="session")
-def tools() -> tuple[Path, Path]:
-    """Install (or find) kustomize and KEDA's ScaledObject CRD; fail if they cannot be had."""
+def tools() -> tuple[Path, Path, Path]:
+    """Install (or find) kustomize, KEDA's ScaledObject CRD and its Redis scaler's source.
+
+    Fails (never skips) if they cannot be had.
+    """
     proc = subprocess.run(
         [str(ROOT / "ops" / "install-k8s-tools.sh")], capture_output=True, text=True, timeout=900
     )
     if proc.returncode != 0:
         pytest.fail(f"ops/install-k8s-tools.sh failed:\n{proc.stderr}", pytrace=False)
-    kustomize, crd = proc.stdout.split()
-    return Path(kustomize), Path(crd)
+    kustomize, crd, scaler = proc.stdout.split()
+    return Path(kustomize), Path(crd), Path(scaler)
 
 
 def build(kustomize: Path, path: Path) -> list[dict[str, Any]]:
@@ -69,7 +72,7 @@ def build(kustomize: Path, path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def rendered(tools: tuple[Path, Path]) -> dict[str, list[dict[str, Any]]]:
+def rendered(tools: tuple[Path, Path, Path]) -> dict[str, list[dict[str, Any]]]:
     return {name: build(tools[0], K8S / "overlays" / name) for name in OVERLAYS}
 
 
@@ -96,7 +99,7 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def scaledobject_schema(tools: tuple[Path, Path]) -> dict[str, Any]:
+def scaledobject_schema(tools: tuple[Path, Path, Path]) -> dict[str, Any]:
     crd = yaml.safe_load(tools[1].read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     return _strict(version["schema"]["openAPIV3Schema"])
@@ -171,6 +174,34 @@ def test_broken_manifests_are_rejected(tools, scaledobject_schema, tmp_path: Pat
     assert proc.returncode != 0
 
 
+def redis_trigger_keys(scaler_source: str) -> set[str]:
+    """Return the metadata keys KEDA's Redis scaler reads from a trigger's metadata.
+
+    They are the ``keda:"name=a;b, order=...triggerMetadata..."`` tags of its struct.
+    """
+    keys: set[str] = set()
+    for names, order in re.findall(r'keda:"name=([^,"]+),\s*order=([^,"]+)', scaler_source):
+        if "triggerMetadata" in order:
+            keys |= {n.strip() for n in names.split(";")}
+    return keys
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_trigger_metadata_keys_are_known_to_keda(tools, rendered, overlay: str) -> None:
+    # The CRD leaves a trigger's metadata free-form: a misspelt key would be ignored
+    known = redis_trigger_keys(tools[2].read_text())
+    assert {"address", "listName", "listLength", "activationListLength"} <= known
+    assert "listLenght" not in known
+    used = {
+        key
+        for o in rendered[overlay]
+        if o["kind"] == "ScaledObject"
+        for t in o["spec"]["triggers"]
+        for key in t["metadata"]
+    }
+    assert used and used <= known
+
+
 def test_workers_yaml_is_generated_from_the_chain() -> None:
     # ops/k8s/workers.py derives base/workers.yaml from CHAIN and SURVEYS
     proc = subprocess.run(
@@ -179,15 +210,6 @@ def test_workers_yaml_is_generated_from_the_chain() -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-
-
-def _queues_of(container: dict[str, Any]) -> list[str]:
-    """Return the queues a ``dramatiq boom_tasks.actors -Q ...`` command consumes."""
-    cmd = container.get("command") or []
-    if cmd[:2] != ["dramatiq", "boom_tasks.actors"] or "-Q" not in cmd:
-        return []
-    rest = cmd[cmd.index("-Q") + 1 :]
-    return list(rest[: next((i for i, a in enumerate(rest) if a.startswith("-")), len(rest))])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -204,7 +226,7 @@ def test_every_queue_has_a_worker_and_a_scaler(rendered, overlay: str) -> None:
     expected = {queue_name(s, stage.name) for s in SURVEYS.values() for stage in CHAIN}
     served: set[str] = set()
     for name, container in workers.items():
-        queues = _queues_of(container)
+        queues = queues_of(container)
         if not queues:
             continue
         served |= set(queues)
@@ -224,39 +246,14 @@ def test_every_queue_has_a_worker_and_a_scaler(rendered, overlay: str) -> None:
     assert served == expected
 
 
-def _settings_field(name: str) -> bool:
-    """Tell whether ``BOOM_<SECTION>__<KEY>...`` names a field of :class:`Settings`."""
-    if not name.startswith("BOOM_") or "__" not in name:
-        return False
-    kind: Any = Settings
-    for part in name[len("BOOM_") :].split("__"):
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            field = kind.model_fields.get(part.lower())
-            if field is None:
-                return False
-            kind = field.annotation
-        elif getattr(kind, "__origin__", None) is dict and part in SURVEYS:
-            kind = kind.__args__[1]
-        else:
-            return False
-    return True
-
-
-def _dramatiq_variable(name: str) -> bool:
-    """Tell whether Dramatiq's worker reads this environment variable."""
-    import dramatiq.worker
-
-    return f'os.getenv("{name}"' in Path(dramatiq.worker.__file__).read_text()
-
-
 def test_env_name_check_can_fail() -> None:
-    assert _settings_field("BOOM_INTAKE__LSST__SASL_PASSWORD")
-    assert _settings_field("BOOM_API__SECRET")
-    assert not _settings_field("BOOM_API__SECRETS")
-    assert not _settings_field("BOOM_INTAKE__HST__SASL_PASSWORD")
-    assert not _settings_field("BOOM_VALKEY__HOST__NAME")
-    assert _dramatiq_variable("dramatiq_queue_prefetch")
-    assert not _dramatiq_variable("dramatiq_queue_prefetched")
+    assert settings_field("BOOM_INTAKE__LSST__SASL_PASSWORD")
+    assert settings_field("BOOM_API__SECRET")
+    assert not settings_field("BOOM_API__SECRETS")
+    assert not settings_field("BOOM_INTAKE__HST__SASL_PASSWORD")
+    assert not settings_field("BOOM_VALKEY__HOST__NAME")
+    assert dramatiq_variable("dramatiq_queue_prefetch")
+    assert not dramatiq_variable("dramatiq_queue_prefetched")
 
 
 def _boom_env_names(objects: list[dict[str, Any]]) -> set[str]:
@@ -274,7 +271,7 @@ def test_manifest_env_names_are_settings(rendered, overlay: str) -> None:
     names = _boom_env_names(rendered[overlay])
     assert {"BOOM_CONFIG", "BOOM_API__SECRET", "BOOM_INTAKE__LSST__SASL_PASSWORD"} <= names
     unknown = {
-        n for n in names - {CONFIG_PATH_VAR} if not (_settings_field(n) or _dramatiq_variable(n))
+        n for n in names - {CONFIG_PATH_VAR} if not (settings_field(n) or dramatiq_variable(n))
     }
     assert unknown == set()
 
@@ -325,48 +322,6 @@ def test_cluster_config_is_the_default_but_addresses() -> None:
     assert cluster == default
     settings = load_settings(cluster_file, environ={})
     assert settings.valkey.host == "valkey"
-
-
-def test_compose_has_one_worker_service_per_stage() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-    services = compose["services"]
-    assert "worker" not in services
-    for stage in CHAIN:
-        svc = services[stage.name]
-        assert _queues_of(svc) == [queue_name(s, stage.name) for s in SURVEYS.values()]
-        assert svc["command"][-2:] == ["--processes", "1"]
-        assert svc["restart"] == "unless-stopped"
-        # --scale needs neither a fixed container name nor a published port
-        assert "container_name" not in svc and "ports" not in svc
-    assert services["scheduler"]["command"] == ["boom-scheduler"]
-    names = {n for svc in services.values() for n in (svc.get("environment") or {})}
-    boom = {n for n in names if n.startswith("BOOM_")}
-    assert boom and all(_settings_field(n) for n in boom)
-
-
-def test_compose_file_is_accepted_by_compose(tmp_path: Path) -> None:
-    # `docker compose` needs no engine for `config`; Debian's docker-compose neither.
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        cmd = ["docker", "compose"]
-    elif shutil.which("docker-compose"):
-        cmd = ["docker-compose"]
-    elif os.environ.get("CI"):
-        pytest.fail("no docker compose in CI (.ci/run installs docker-compose)")
-    else:
-        pytest.skip("neither docker compose nor docker-compose is installed")
-    env = {**os.environ, "BOOM_API_SECRET": "x" * 32}
-    compose = str(ROOT / "docker-compose.yaml")
-    proc = subprocess.run(
-        [*cmd, "-f", compose, "config", "--services"], capture_output=True, text=True, env=env
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert {stage.name for stage in CHAIN} | {"scheduler", "bridge", "api"} <= set(
-        proc.stdout.split()
-    )
-    # And it refuses a service that is not a mapping (compose does validate)
-    (tmp_path / "bad.yaml").write_text("services:\n  ingest: [dramatiq]\n")
-    bad = subprocess.run([*cmd, "-f", str(tmp_path / "bad.yaml"), "config"], capture_output=True)
-    assert bad.returncode != 0
 
 
 # --- what KEDA reads, on the real broker ---------------------------------------------------
