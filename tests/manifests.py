@@ -3,6 +3,7 @@ an environment variable name means to boom-tasks."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,22 @@ from boom_tasks.settings import Settings
 from boom_tasks.surveys import SURVEYS
 
 
+def worker_args(command: list[str]) -> argparse.Namespace | None:
+    """Parse a ``dramatiq boom_tasks.actors ...`` command with Dramatiq's own parser.
+
+    Returns None for any other command (a bridge, the API, a server).
+    """
+    from dramatiq.cli import make_argument_parser
+
+    if command[:2] != ["dramatiq", "boom_tasks.actors"]:
+        return None
+    return make_argument_parser().parse_args(command[1:])
+
+
 def queues_of(container: dict[str, Any]) -> list[str]:
-    """Return the queues a ``dramatiq boom_tasks.actors -Q ...`` command consumes."""
-    cmd = container.get("command") or []
-    if cmd[:2] != ["dramatiq", "boom_tasks.actors"] or "-Q" not in cmd:
-        return []
-    rest = cmd[cmd.index("-Q") + 1 :]
-    return list(rest[: next((i for i, a in enumerate(rest) if a.startswith("-")), len(rest))])
+    """Return the queues a worker container or service consumes ([] for another one)."""
+    args = worker_args(container.get("command") or [])
+    return list(args.queues or []) if args else []
 
 
 def settings_field(name: str) -> bool:

@@ -19,7 +19,7 @@ from boom_tasks.broker import queue_name
 from boom_tasks.chain import CHAIN
 from boom_tasks.surveys import SURVEYS
 from tests.conftest import ROOT
-from tests.manifests import queues_of, settings_field
+from tests.manifests import queues_of, settings_field, worker_args
 
 
 def test_compose_has_one_worker_service_per_stage() -> None:
@@ -29,7 +29,7 @@ def test_compose_has_one_worker_service_per_stage() -> None:
     for stage in CHAIN:
         svc = services[stage.name]
         assert queues_of(svc) == [queue_name(s, stage.name) for s in SURVEYS.values()]
-        assert svc["command"][-2:] == ["--processes", "1"]
+        assert worker_args(svc["command"]).processes == 1
         assert svc["restart"] == "unless-stopped"
         # --scale needs neither a fixed container name nor a published port
         assert "container_name" not in svc and "ports" not in svc

@@ -30,7 +30,7 @@ from boom_tasks.chain import CHAIN
 from boom_tasks.settings import load_settings
 from boom_tasks.surveys import SURVEYS
 from tests.conftest import ROOT
-from tests.manifests import dramatiq_variable, queues_of, settings_field
+from tests.manifests import dramatiq_variable, queues_of, settings_field, worker_args
 
 K8S = ROOT / "ops" / "k8s"
 OVERLAYS = ("local", "production")
@@ -226,13 +226,14 @@ def test_every_queue_has_a_worker_and_a_scaler(rendered, overlay: str) -> None:
     expected = {queue_name(s, stage.name) for s in SURVEYS.values() for stage in CHAIN}
     served: set[str] = set()
     for name, container in workers.items():
-        queues = queues_of(container)
-        if not queues:
+        if worker_args(container["command"]) is None:
             continue
+        # Each worker names its queues (without -Q it would consume every queue).
+        queues = queues_of(container)
+        assert queues, name
         served |= set(queues)
         # One process per container: the kubelet restarts a dead one.
-        cmd = container["command"]
-        assert cmd[cmd.index("--processes") + 1] == "1", name
+        assert worker_args(container["command"]).processes == 1, name
         lists = {t["metadata"]["listName"] for t in scalers[name]["spec"]["triggers"]}
         for q in queues:
             assert {f"{NAMESPACE}:{q}", f"{NAMESPACE}:{q}.DQ"} <= lists, name

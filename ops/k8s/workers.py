@@ -122,8 +122,7 @@ def deployment(survey: Survey, stage: str) -> dict[str, Any]:
         "kind": "Deployment",
         "metadata": {"name": name(survey, stage), "labels": labels},
         "spec": {
-            # KEDA owns the replica count; this is only the count before it acts.
-            "replicas": MIN_REPLICAS,
+            # No replicas: KEDA's HPA owns the count, and `kubectl apply` must not reset it.
             "selector": {"matchLabels": {"app.kubernetes.io/instance": name(survey, stage)}},
             "template": {
                 "metadata": {"labels": labels},
