@@ -226,7 +226,7 @@ def test_every_queue_has_a_worker_and_a_scaler(rendered, overlay: str) -> None:
     expected = {queue_name(s, stage.name) for s in SURVEYS.values() for stage in CHAIN}
     served: set[str] = set()
     for name, container in workers.items():
-        if worker_args(container["command"]) is None:
+        if worker_args(container.get("command") or []) is None:
             continue
         # Each worker names its queues (without -Q it would consume every queue).
         queues = queues_of(container)
