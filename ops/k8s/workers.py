@@ -167,7 +167,7 @@ def scaled_object(survey: Survey, stage: str) -> dict[str, Any]:
             "advanced": {
                 "horizontalPodAutoscalerConfig": {
                     "behavior": {
-                        # Add pods as fast as the backlog asks; remove one a minute, after
+                        # Scale up at the HPA's default pace; remove one pod a minute, after
                         # 5 minutes of a short queue (exposures come every ~30 s).
                         "scaleDown": {
                             "stabilizationWindowSeconds": 300,
