@@ -33,6 +33,7 @@ from boom_tasks.errors import ConfigError
 from boom_tasks.filter.config import FilterSettings
 from boom_tasks.ml.config import MLSettings
 from boom_tasks.output.config import OutputSettings
+from boom_tasks.schedule.config import ScheduleSettings
 
 #: The file read when ``BOOM_CONFIG`` is not set.
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
@@ -138,6 +139,9 @@ class BridgeSettings(Section):
     #: First and largest wait between reconnection attempts when Kafka is unreachable.
     retry_backoff_s: float = Field(1.0, gt=0)
     max_backoff_s: float = Field(30.0, gt=0)
+    #: Seconds after the UTC boundary a bridge following the nights keeps consuming the
+    #: previous night's topic, even when at its end: late packets still arrive then.
+    previous_night_grace_s: float = Field(1800.0, ge=0)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> BridgeSettings:
@@ -192,6 +196,7 @@ class Settings(Section):
     output: OutputSettings = OutputSettings()
     api: ApiSettings = ApiSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @field_validator("crossmatch", "intake")
     @classmethod
