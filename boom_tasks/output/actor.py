@@ -10,6 +10,7 @@ import dramatiq
 
 from boom_tasks.broker import queue_name, stage_actor
 from boom_tasks.messages import check_version, hand_on
+from boom_tasks.output.provenance import stack_provenance
 from boom_tasks.output.publish import get_producer, publish_batch
 from boom_tasks.services.mongo import get_db
 from boom_tasks.settings import Settings
@@ -32,9 +33,8 @@ def declare(
         check_version(name, version)
         started = time.monotonic()
         producer = get_producer(settings.kafka)
-        sent = publish_batch(
-            get_db(settings.mongo), survey, producer, candids, times, settings.output
-        )
+        db, stack = get_db(settings.mongo), stack_provenance(settings, survey)
+        sent = publish_batch(db, survey, producer, candids, times, settings.output, stack)
         hand_on(settings, survey.name, "published", candids, times, next_stage)
         log.info(
             "%s: %d alerts, %d published in %.2fs",
