@@ -33,6 +33,7 @@ from boom_tasks.errors import ConfigError
 from boom_tasks.filter.config import FilterSettings
 from boom_tasks.ml.config import MLSettings
 from boom_tasks.output.config import OutputSettings
+from boom_tasks.replays.config import ReplaySettings
 from boom_tasks.schedule.config import ScheduleSettings
 
 #: The file read when ``BOOM_CONFIG`` is not set.
@@ -197,6 +198,7 @@ class Settings(Section):
     api: ApiSettings = ApiSettings()
     dashboard: DashboardSettings = DashboardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    replays: ReplaySettings = ReplaySettings()
 
     @field_validator("crossmatch", "intake")
     @classmethod

@@ -1,0 +1,89 @@
+"""Start replays: the typed commands behind ``boom replays`` and the scheduler's jobs.
+
+Each command records a run, then runs it in this process (which only plans, sends
+slices and follows results; the workers do the work) and returns the run's
+final document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boom_tasks.output.publish import topic_name
+from boom_tasks.replays import store
+from boom_tasks.replays.runner import execute
+from boom_tasks.replays.work import filter_version
+from boom_tasks.services.mongo import get_db
+from boom_tasks.settings import Settings
+from boom_tasks.surveys import get_survey
+
+
+def _run(settings: Settings, kind: str, survey_name: str, params: dict[str, Any]) -> dict:
+    from boom_tasks.broker import setup_broker
+    from boom_tasks.replays.actor import declare
+
+    survey = get_survey(survey_name)
+    actor = declare(setup_broker(settings), survey, settings)
+    run_id = store.create_run(get_db(settings.mongo), settings, kind, survey.name, params)
+    return execute(settings, survey, run_id, actor)
+
+
+def filter_backfill(
+    settings: Settings,
+    filter_id: str,
+    nights: int = 1,
+    fid: str | None = None,
+    night: str | None = None,
+) -> dict[str, Any]:
+    """Run a filter version over the stored alerts of the last ``nights`` nights.
+
+    Its passes are recorded and published to the filter's own topic
+    (``output.filter_topic``), each message marked with the run's id.
+
+    Parameters
+    ----------
+    settings
+        Process settings.
+    filter_id
+        The filter.
+    nights
+        How many nights, ending with ``night``.
+    fid
+        The version to run (default: the filter's active version).
+    night
+        The last night, ``YYYYMMDD`` (default: the newest stored one).
+
+    Raises
+    ------
+    FilterNotFound
+        If there is no such filter or version.
+    """
+    db = get_db(settings.mongo)
+    f = filter_version(db, filter_id, fid)
+    survey = get_filter_survey(db, filter_id)
+    topic = topic_name(settings.output.filter_topic, survey, f.name)
+    params = {"filter_id": f.id, "fid": f.fid, "nights": nights, "night": night, "topic": topic}
+    return _run(settings, "filter-backfill", survey, params)
+
+
+def republish(
+    settings: Settings, filter_id: str, topic: str, night: str = "latest", fid: str | None = None
+) -> dict[str, Any]:
+    """Publish a night's passes of one filter to ``topic``, each message marked as the replay.
+
+    Raises
+    ------
+    FilterNotFound
+        If there is no such filter.
+    """
+    db = get_db(settings.mongo)
+    survey = get_filter_survey(db, filter_id)
+    params = {"filter_id": filter_id, "fid": fid, "nights": 1, "night": night, "topic": topic}
+    return _run(settings, "republish", survey, params)
+
+
+def get_filter_survey(db: Any, filter_id: str) -> str:
+    """Return the survey a filter runs on."""
+    from boom_tasks.filter.store import get_filter
+
+    return str(get_filter(db, filter_id)["survey"])
