@@ -175,7 +175,10 @@ def test_a_failing_replay_is_recorded_failed(night, services) -> None:
         [{"$match": {"$expr": {"$divide": [1, 0]}}}, {"$project": {"objectId": 1}}],
     )
     # When it is backfilled
-    run = commands.filter_backfill(_with_slices(services, 400), bad, nights=1)
+    run = commands.filter_backfill(_with_slices(services, 400), bad, nights=1, check=False)
     # Then the run is failed, with the slice's error from the result backend
     assert run["state"] == "failed"
     assert run["error"].startswith("ResultFailure") and "divide by zero" in run["error"]
+    # And as a scheduled job (check=True) the failure is raised, so the run is recorded failed
+    with pytest.raises(commands.ReplayFailed, match="divide by zero"):
+        commands.filter_backfill(_with_slices(services, 400), bad, nights=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from boom_tasks.errors import BoomError
 from boom_tasks.output.publish import topic_name
 from boom_tasks.replays import store
 from boom_tasks.replays.runner import execute
@@ -18,14 +19,23 @@ from boom_tasks.settings import Settings
 from boom_tasks.surveys import get_survey
 
 
-def _run(settings: Settings, kind: str, survey_name: str, params: dict[str, Any]) -> dict:
+class ReplayFailed(BoomError):
+    """A replay run ended ``failed`` (raised for the scheduler, which records the outcome)."""
+
+
+def _run(
+    settings: Settings, kind: str, survey_name: str, params: dict[str, Any], check: bool
+) -> dict:
     from boom_tasks.broker import setup_broker
     from boom_tasks.replays.actor import declare
 
     survey = get_survey(survey_name)
     actor = declare(setup_broker(settings), survey, settings)
     run_id = store.create_run(get_db(settings.mongo), settings, kind, survey.name, params)
-    return execute(settings, survey, run_id, actor)
+    run = execute(settings, survey, run_id, actor)
+    if check and run["state"] != "done":
+        raise ReplayFailed(f"replay {run_id} failed: {run.get('error')}")
+    return run
 
 
 def filter_backfill(
@@ -34,6 +44,7 @@ def filter_backfill(
     nights: int = 1,
     fid: str | None = None,
     night: str | None = None,
+    check: bool = True,
 ) -> dict[str, Any]:
     """Run a filter version over the stored alerts of the last ``nights`` nights.
 
@@ -52,22 +63,32 @@ def filter_backfill(
         The version to run (default: the filter's active version).
     night
         The last night, ``YYYYMMDD`` (default: the newest stored one).
+    check
+        Raise :class:`ReplayFailed` if the run fails (as a scheduled job wants);
+        False returns the failed run's document.
 
     Raises
     ------
     FilterNotFound
         If there is no such filter or version.
+    ReplayFailed
+        If the run failed and ``check``.
     """
     db = get_db(settings.mongo)
     f = filter_version(db, filter_id, fid)
     survey = get_filter_survey(db, filter_id)
     topic = topic_name(settings.output.filter_topic, survey, f.name)
     params = {"filter_id": f.id, "fid": f.fid, "nights": nights, "night": night, "topic": topic}
-    return _run(settings, "filter-backfill", survey, params)
+    return _run(settings, "filter-backfill", survey, params, check)
 
 
 def republish(
-    settings: Settings, filter_id: str, topic: str, night: str = "latest", fid: str | None = None
+    settings: Settings,
+    filter_id: str,
+    topic: str,
+    night: str = "latest",
+    fid: str | None = None,
+    check: bool = True,
 ) -> dict[str, Any]:
     """Publish a night's passes of one filter to ``topic``, each message marked as the replay.
 
@@ -75,11 +96,13 @@ def republish(
     ------
     FilterNotFound
         If there is no such filter.
+    ReplayFailed
+        If the run failed and ``check`` (see :func:`filter_backfill`).
     """
     db = get_db(settings.mongo)
     survey = get_filter_survey(db, filter_id)
     params = {"filter_id": filter_id, "fid": fid, "nights": 1, "night": night, "topic": topic}
-    return _run(settings, "republish", survey, params)
+    return _run(settings, "republish", survey, params, check)
 
 
 def get_filter_survey(db: Any, filter_id: str) -> str:

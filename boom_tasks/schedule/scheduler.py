@@ -76,12 +76,22 @@ def trigger(cron: str) -> CronTrigger:
     return CronTrigger.from_crontab(cron, timezone=dt.UTC)
 
 
-def build_scheduler(settings: Settings) -> BackgroundScheduler:
-    """Return a stopped scheduler on the MongoDB job store, recording runs and outcomes."""
+def _job_store(**options: Any) -> Any:
+    """Return APScheduler's MongoDB job store, leaving the process's client open at shutdown."""
     from apscheduler.jobstores.mongodb import MongoDBJobStore
 
+    class SharedClientJobStore(MongoDBJobStore):
+        def shutdown(self) -> None:
+            # The client is the process's own (services/mongo.py): others still use it.
+            pass
+
+    return SharedClientJobStore(**options)
+
+
+def build_scheduler(settings: Settings) -> BackgroundScheduler:
+    """Return a stopped scheduler on the MongoDB job store, recording runs and outcomes."""
     config = settings.schedule
-    store = MongoDBJobStore(
+    store = _job_store(
         database=settings.mongo.database,
         collection=config.jobs_collection,
         client=get_client(settings.mongo),
