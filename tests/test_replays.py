@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from boom_tasks.catalogs.loader import LoadOptions, load_catalog
+from boom_tasks.crossmatch.match import geojson_position
 from boom_tasks.filter.store import add_filter, set_active
 from boom_tasks.filter.testing import night_jd_range
 from boom_tasks.output.schema import decode
@@ -20,7 +22,7 @@ from boom_tasks.replays import commands, store
 from boom_tasks.replays.cli import format_run
 from boom_tasks.services.kafka import ensure_topic
 from boom_tasks.surveys.ztf import ZTF
-from tests.alerts import packet_paths, read_packet
+from tests.alerts import packet_paths, read_packet, reference_record
 from tests.chainrun import drained, read_topic
 from tests.conftest import ROOT
 
@@ -142,8 +144,10 @@ def test_filter_backfill_runs_a_new_filter_over_a_stored_night(night, services, 
         prov = m["provenance"]
         assert (prov["run"], prov["replay"]) == (run["_id"], True)
         assert prov["filters"] == [{"filter_id": faint, "version": run["params"]["fid"]}]
-    # And the passes are recorded like the filter stage's (keyed candid:filter:version)
+    # And the passes are recorded like the filter stage's (keyed candid:filter:version), and
+    # as published, so the live output never sends them to the results topic
     assert db[ZTF.filter_passes].count_documents({"filter_id": faint}) == len(expected)
+    assert db[ZTF.publications].count_documents({"filter_id": faint}) == len(expected)
 
 
 def test_republish_a_nights_passes_into_a_users_topic(night, services, unique) -> None:
@@ -182,3 +186,67 @@ def test_a_failing_replay_is_recorded_failed(night, services) -> None:
     # And as a scheduled job (check=True) the failure is raised, so the run is recorded failed
     with pytest.raises(commands.ReplayFailed, match="divide by zero"):
         commands.filter_backfill(_with_slices(services, 400), bad, nights=1)
+
+
+def test_reprocess_a_night_recomputes_enrichment_and_publishes_only_what_is_new(
+    night, services, tmp_path
+) -> None:
+    db, _, _, _ = night
+    night_ids = _night_candids(db, {})
+    # Given a stored night whose scores are gone (a model changed)
+    db[ZTF.alerts].update_many(
+        {"_id": {"$in": list(night_ids)}}, {"$unset": {"classifications": 1}}
+    )
+    bright = _night_candids(db, {"candidate.magpsf": {"$lt": 18.5}})
+    # And a catalog loaded after the night, with a star at five of the night's objects
+    objects = list(db[ZTF.aux].find({}, {"coordinates": 1}).sort("_id", 1).limit(5))
+    positions = [geojson_position(o) for o in objects]
+    rows = ["ra,dec,VarType"] + [f"{ra!r},{dec!r},EA" for ra, dec in positions]
+    csv = tmp_path / "gcvs.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    load_catalog(db, "gcvs", csv, LoadOptions(replace=True))
+    # When the night is reprocessed
+    run = commands.reprocess(_with_slices(services, 40), "ZTF", night=NIGHT)
+    # Then every alert is scored again and every object matched again
+    assert run["state"] == "done", run.get("error")
+    assert run["progress"] == {"done": len(night_ids), "total": len(night_ids)}
+    assert db[ZTF.alerts].count_documents({"classifications": {"$exists": False}}) == 0
+    assert run["counts"]["enriched"] == len(night_ids)
+    matched = db[ZTF.aux].find({"cross_matches.gcvs.0": {"$exists": True}}, {"_id": 1})
+    assert sorted(d["_id"] for d in matched) == sorted(o["_id"] for o in objects)
+    # And the active filter passes the same alerts, already published: nothing is sent twice
+    assert run["counts"]["passed"] == len(bright) and run["counts"]["published"] == 0
+
+
+def test_reingest_from_a_topic_and_from_the_archive_through_the_whole_chain(
+    night, services, unique
+) -> None:
+    db, results, _, _ = night
+    # Given a night's packets on a Kafka topic nobody bridged, and others in an archive folder
+    packets = [read_packet(p) for p in packet_paths("kowalski")]
+    topic = f"reingest-{unique}"
+    produce_packets(topic=topic, packets=iter(packets), settings=None, progress=False)
+    before = db[ZTF.alerts].count_documents({})
+    # When the topic is re-ingested
+    run = commands.reingest(_with_slices(services, 10), "ZTF", "20240617", topic_in=topic)
+    # Then every packet went through the chain, in slices known done from the result backend
+    assert run["state"] == "done", run.get("error")
+    assert run["progress"] == {"done": len(packets), "total": len(packets)}
+    stored = db[ZTF.alerts].count_documents({})
+    assert stored - before == run["counts"]["ingested"] > 0
+    assert db[ZTF.alerts].count_documents({"classifications": {"$exists": False}}) == 0
+    # And its passes of the active filter were published, marked as this replay
+    ids = [int(reference_record(p)["candid"]) for p in packets]
+    bright = {
+        a["_id"]
+        for a in db[ZTF.alerts].find({"_id": {"$in": ids}, "candidate.magpsf": {"$lt": 18.5}})
+    }
+    assert bright and run["counts"]["published"] == len(bright)
+    mine = [m for m in map(decode, read_topic(results, 1)) if m["provenance"]["run"] == run["_id"]]
+    assert sorted(m["candid"] for m in mine) == sorted(bright)
+    # When an archive folder is re-ingested
+    folder = packet_paths("boom-402")[0].parent
+    run = commands.reingest(_with_slices(services, 4), "ZTF", "20240617", source=str(folder))
+    # Then its packets are counted from the archive and all go through
+    assert run["state"] == "done", run.get("error")
+    assert run["progress"]["done"] == run["progress"]["total"] == len(packet_paths("boom-402"))

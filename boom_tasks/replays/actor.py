@@ -36,9 +36,10 @@ def declare(broker: dramatiq.Broker, survey: Survey, settings: Settings) -> dram
         topic: str,
         candids: list[int],
         version: int = 1,
+        batch_key: str | None = None,
     ) -> dict[str, Any]:
         check_version(name, version)
-        order = Slice(run_id, kind, filter_id, fid, topic, candids)
+        order = Slice(run_id, kind, filter_id, fid, topic, candids, batch_key)
         db = get_db(settings.mongo)
         producer = get_producer(settings.kafka)
         return run_slice(db, survey, settings, order, producer, stack_provenance(settings, survey))

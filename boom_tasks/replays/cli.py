@@ -1,4 +1,4 @@
-"""``boom replays list|show ID|backfill FILTER|republish FILTER TOPIC``."""
+"""``boom replays list|show ID|backfill FILTER|republish FILTER TOPIC|reprocess|reingest``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     republish.add_argument("topic", help="the Kafka topic to publish to")
     republish.add_argument("--night", type=night_date, help="night (default: newest stored)")
     republish.add_argument("--version", help="only passes of this filter version (fid)")
+    again = sub.add_parser("reprocess", help="crossmatch, ML and filters again over stored nights")
+    again.add_argument("survey")
+    again.add_argument("--night", type=night_date, help="last night (default: newest stored)")
+    again.add_argument("--nights", type=int, default=1, help="nights back (default 1)")
+    reingest = sub.add_parser("reingest", help="a night's packets through the whole chain")
+    reingest.add_argument("survey")
+    reingest.add_argument("--date", type=night_date, required=True, help="night as YYYYMMDD")
+    source = reingest.add_mutually_exclusive_group()
+    source.add_argument("--from", dest="source", help="folder or tarball of the night's packets")
+    source.add_argument("--topic", help="Kafka topic to read from its start")
     return parser
 
 
@@ -49,9 +59,29 @@ def format_run(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _start(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
+    """Start the replay the command names and run it to its end; return the run."""
+    from boom_tasks.replays import commands
+
+    command = args.replays_command
+    if command == "backfill":
+        return commands.filter_backfill(
+            settings, args.filter_id, args.nights, args.version, args.night, check=False
+        )
+    if command == "republish":
+        night = args.night or "latest"
+        return commands.republish(
+            settings, args.filter_id, args.topic, night, args.version, check=False
+        )
+    if command == "reprocess":
+        night = args.night or "latest"
+        return commands.reprocess(settings, args.survey, night, args.nights, check=False)
+    return commands.reingest(settings, args.survey, args.date, args.source, args.topic, check=False)
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run one ``boom replays`` command; return the exit code (1 if the replay failed)."""
-    from boom_tasks.replays import commands, store
+    from boom_tasks.replays import store
     from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
 
@@ -66,13 +96,6 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.replays_command == "show":
         print(format_run(store.get_run(db, settings, args.run_id)), file=out)
         return 0
-    if args.replays_command == "backfill":
-        done = commands.filter_backfill(
-            settings, args.filter_id, args.nights, args.version, args.night, check=False
-        )
-    else:
-        done = commands.republish(
-            settings, args.filter_id, args.topic, args.night or "latest", args.version, check=False
-        )
+    done = _start(args, settings)
     print(format_run(done), file=out)
     return 0 if done["state"] == "done" else 1

@@ -110,3 +110,59 @@ def get_filter_survey(db: Any, filter_id: str) -> str:
     from boom_tasks.filter.store import get_filter
 
     return str(get_filter(db, filter_id)["survey"])
+
+
+def reprocess(
+    settings: Settings,
+    survey: str,
+    night: str = "latest",
+    nights: int = 1,
+    check: bool = True,
+) -> dict[str, Any]:
+    """Crossmatch, enrich and filter the stored alerts of ``nights`` nights again.
+
+    For a catalog loaded or a model changed since: every object is matched again,
+    every alert scored again, the active filters run, and passes not published
+    yet go to the results topic marked as the replay.
+
+    Raises
+    ------
+    ReplayFailed
+        If the run failed and ``check`` (see :func:`filter_backfill`).
+    """
+    name = get_survey(survey).name
+    return _run(settings, "reprocess", name, {"night": night, "nights": nights}, check)
+
+
+def reingest(
+    settings: Settings,
+    survey: str,
+    night: str,
+    source: str | None = None,
+    topic_in: str | None = None,
+    check: bool = True,
+) -> dict[str, Any]:
+    """Take a night's packets through the whole chain again, from an archive or a topic.
+
+    Parameters
+    ----------
+    settings
+        Process settings.
+    survey
+        The survey.
+    night
+        The night, ``YYYYMMDD`` (the public archive's night when no other source).
+    source
+        A folder or tarball of the night's packets.
+    topic_in
+        A Kafka topic to read from its start to its end instead.
+    check
+        See :func:`filter_backfill`.
+
+    Raises
+    ------
+    ReplayFailed
+        If the run failed and ``check``.
+    """
+    params = {"night": night, "source": source, "topic_in": topic_in}
+    return _run(settings, "reingest", get_survey(survey).name, params, check)

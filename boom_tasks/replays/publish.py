@@ -61,8 +61,14 @@ def publish_passes(
     run_id: str,
     stack: Mapping[str, Any],
     flush_timeout_s: float,
+    *,
+    as_published: bool = False,
 ) -> int:
     """Publish ``passes`` (pass documents) to ``topic`` as replay ``run_id``; return how many.
+
+    With ``as_published`` the passes also count as published for the live output
+    (``<survey>_publications``): a backfilled filter's passes have been sent to
+    its topic, and a later reprocess must not send them to the results topic.
 
     Raises
     ------
@@ -100,6 +106,8 @@ def publish_passes(
         _produce(producer, topic, candid, encode(message), delivered)
     left = producer.flush(flush_timeout_s)
     _record(db, run_id, {c: todo[c] for c in delivered})
+    if as_published:
+        _record_published(db, survey, [p for c in delivered for p in todo[c]])
     if left or len(delivered) < len(todo):
         raise ServiceUnavailable(f"Kafka acknowledged {len(delivered)} of {len(todo)} messages")
     return len(delivered)
@@ -130,3 +138,20 @@ def _record(db: Database, run_id: str, delivered: Mapping[int, list[Mapping]]) -
     if ops:
         with mongo_errors("recording a replay's publications"):
             db[PUBLICATIONS].bulk_write(ops, ordered=False)
+
+
+def _record_published(db: Database, survey: Survey, passes: Sequence[Mapping[str, Any]]) -> None:
+    # The output stage's record (output/publish.py), so it never publishes these again.
+    now = dt.datetime.now(dt.UTC)
+    fields = ("candid", "filter_id", "fid")
+    ops = [
+        UpdateOne(
+            {"_id": p["_id"]},
+            {"$setOnInsert": {**{k: p[k] for k in fields}, "published_at": now}},
+            upsert=True,
+        )
+        for p in passes
+    ]
+    if ops:
+        with mongo_errors(f"recording {survey.name} publications"):
+            db[survey.publications].bulk_write(ops, ordered=False)

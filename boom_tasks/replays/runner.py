@@ -15,21 +15,24 @@ Step 3: learn that each slice is done from Dramatiq's result backend in Valkey
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dramatiq
 from dramatiq.results import ResultFailure, ResultTimeout
 
-from boom_tasks.batches import pending_alerts
+from boom_tasks.batches import pending_alerts, store_batch
 from boom_tasks.broker import NAMESPACE, queue_name
 from boom_tasks.chain import CHAIN
 from boom_tasks.errors import BoomError
 from boom_tasks.filter.testing import Selection, latest_night, night_jd_range, select_candids
 from boom_tasks.replays import store
+from boom_tasks.replays.chain import batch_owner
+from boom_tasks.replays.sources import reingest_source
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client, valkey_errors
 from boom_tasks.settings import Settings
@@ -81,21 +84,51 @@ def _slices(candids: Sequence[int], size: int) -> list[list[int]]:
 class _Progress:
     """The run's counts and progress, written to its document after every slice."""
 
-    def __init__(self, settings: Settings, run_id: str, total: int) -> None:
+    def __init__(self, settings: Settings, run_id: str, total: int | None) -> None:
         self.settings, self.run_id, self.total = settings, run_id, total
         self.done = 0
         self.counts: Counter[str] = Counter()
 
+    def state(self) -> dict[str, int | None]:
+        """Return the run's ``progress`` field: alerts done and total (None: unknown yet)."""
+        return {"done": self.done, "total": self.total}
+
+    def final(self) -> dict[str, int | None]:
+        """Return the progress of a finished run: its total is what was done, if unknown."""
+        return {"done": self.done, "total": self.done if self.total is None else self.total}
+
     def add(self, alerts: int, result: dict[str, int]) -> None:
+        """Count one finished slice and write the run's progress and counts."""
         self.done += alerts
         self.counts.update({k: v for k, v in result.items() if k != "alerts"})
+        db = get_db(self.settings.mongo)
         store.update_run(
-            get_db(self.settings.mongo),
-            self.settings,
-            self.run_id,
-            progress={"done": self.done, "total": self.total},
-            counts=dict(self.counts),
+            db, self.settings, self.run_id, progress=self.state(), counts=dict(self.counts)
         )
+
+
+#: One message of a run: its positional arguments, keyword arguments and alerts.
+Unit = tuple[tuple[Any, ...], dict[str, Any], int]
+
+
+def candid_units(settings: Settings, run: dict[str, Any], candids: list[int]) -> Iterator[Unit]:
+    """Yield the messages of a run over stored alerts: slices of ``candids``."""
+    params = run["params"]
+    order = (run["_id"], run["kind"], params.get("filter_id") or "", params.get("fid"))
+    for chunk in _slices(candids, settings.replays.slice_size):
+        yield (*order, params.get("topic") or "", chunk), {}, len(chunk)
+
+
+def packet_units(
+    settings: Settings, survey: Survey, run: dict[str, Any], packets: Iterator[bytes]
+) -> Iterator[Unit]:
+    """Yield the messages of a re-ingest: each slice of packets stored as a Valkey batch."""
+    valkey, owner = get_client(settings.valkey), batch_owner(survey)
+    ttl = settings.bridge.batch_ttl_s
+    order: tuple[Any, ...] = (run["_id"], run["kind"], "", None, "", [])
+    while chunk := list(itertools.islice(packets, settings.replays.slice_size)):
+        ref = store_batch(valkey, owner, chunk, ttl)
+        yield order, {"batch_key": ref.key}, ref.count
 
 
 def execute(
@@ -108,32 +141,33 @@ def execute(
     """
     db = get_db(settings.mongo)
     run = store.get_run(db, settings, run_id)
-    params = run["params"]
     try:
-        candids = plan(settings, survey, params)
-        progress = _Progress(settings, run_id, len(candids))
-        store.update_run(
-            db, settings, run_id, state="running", progress={"done": 0, "total": len(candids)}
-        )
-        order = (run_id, run["kind"], params["filter_id"], params.get("fid"), params["topic"])
-        _send_all(settings, survey, order, candids, actor, progress)
+        if run["kind"] == "reingest":
+            packets, total = reingest_source(settings, survey, run["params"])
+            units = packet_units(settings, survey, run, packets)
+        else:
+            candids = plan(settings, survey, run["params"])
+            total, units = len(candids), candid_units(settings, run, candids)
+        progress = _Progress(settings, run_id, total)
+        store.update_run(db, settings, run_id, state="running", progress=progress.state())
+        _send_all(settings, survey, units, actor, progress)
     except (BoomError, ResultFailure, ResultTimeout) as e:
         log.error("replay %s failed: %s", run_id, e)
         store.update_run(db, settings, run_id, state="failed", error=f"{type(e).__name__}: {e}")
     else:
-        store.update_run(db, settings, run_id, state="done")
+        # A source whose size was unknown has its total once it is read.
+        store.update_run(db, settings, run_id, state="done", progress=progress.final())
     return store.get_run(db, settings, run_id)
 
 
 def _send_all(
     settings: Settings,
     survey: Survey,
-    order: tuple[str, str, str, str | None, str],
-    candids: list[int],
+    units: Iterator[Unit],
     actor: dramatiq.Actor,
     progress: _Progress,
 ) -> None:
-    """Send ``candids`` in slices (the live night first), collecting results as they come."""
+    """Send the run's messages (the live night first), collecting results as they come."""
     config = settings.replays
     timeout_ms = int(config.slice_timeout_s * 1000)
     inflight: deque[tuple[dramatiq.Message, int]] = deque()
@@ -142,10 +176,10 @@ def _send_all(
         message, alerts = inflight.popleft()
         progress.add(alerts, message.get_result(block=True, timeout=timeout_ms))
 
-    for chunk in _slices(candids, config.slice_size):
+    for args, kwargs, alerts in units:
         while len(inflight) >= config.max_inflight:
             collect_oldest()
         _wait_live_quiet(settings, survey)
-        inflight.append((actor.send(*order, chunk), len(chunk)))
+        inflight.append((actor.send_with_options(args=args, kwargs=kwargs), alerts))
     while inflight:
         collect_oldest()

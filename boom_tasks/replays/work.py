@@ -5,6 +5,7 @@
   the filter's topic, marked as the replay.
 * ``republish``: publish the passes a filter already recorded for the slice's
   alerts, to a topic the user names, marked as the replay.
+* ``reprocess`` and ``reingest``: the chain's stages again (:mod:`.chain`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Slice:
     fid: str | None
     topic: str
     candids: Sequence[int]
+    #: Packets stored in Valkey by the runner (``reingest``), else None.
+    batch_key: str | None = None
 
 
 def filter_version(db: Database, filter_id: str, fid: str | None) -> ActiveFilter:
@@ -104,7 +107,14 @@ def run_slice(
     producer: Producer,
     stack: Mapping[str, Any],
 ) -> dict[str, int]:
-    """Do one slice of a replay; return its counts (alerts, passed, published)."""
+    """Do one slice of a replay; return its counts (alerts, passed, published...)."""
+    from boom_tasks.replays import chain
+
+    if order.kind == "reprocess":
+        args = (db, survey, settings, order.candids, producer, stack, order.run_id)
+        return {"alerts": len(order.candids), **chain.reprocess(*args)}
+    if order.kind == "reingest" and order.batch_key:
+        return chain.reingest(db, survey, settings, order.batch_key, producer, stack, order.run_id)
     if order.kind == "filter-backfill":
         passes, _ = backfill(db, survey, settings, order)
     elif order.kind == "republish":
@@ -112,7 +122,16 @@ def run_slice(
     else:
         raise PermanentError(f"replay kind {order.kind!r} has no slice worker")
     flush_s = settings.output.flush_timeout_s
+    backfill_ = order.kind == "filter-backfill"
     published = publish_passes(
-        db, survey, producer, passes, order.topic, order.run_id, stack, flush_s
+        db,
+        survey,
+        producer,
+        passes,
+        order.topic,
+        order.run_id,
+        stack,
+        flush_s,
+        as_published=backfill_,
     )
     return {"alerts": len(order.candids), "passed": len(passes), "published": published}
