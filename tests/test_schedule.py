@@ -15,6 +15,7 @@ import pytest
 
 from boom_tasks.errors import ConfigError
 from boom_tasks.schedule import runs
+from boom_tasks.schedule.cli import serve
 from boom_tasks.schedule.config import ScheduledJob, ScheduleSettings
 from boom_tasks.schedule.jobs import resolve
 from tests.scheduled import MARKS
@@ -58,21 +59,11 @@ def test_job_config_is_validated() -> None:
 
 
 def _scheduler_thread(settings):
-    """Start a scheduler of ``settings`` in a thread, as ``boom-scheduler`` does."""
-    from boom_tasks.schedule.scheduler import build_scheduler, sync_config_jobs
-
-    scheduler = build_scheduler(settings)
-    scheduler.start(paused=True)
-    sync_config_jobs(scheduler, settings.schedule.jobs)
-    scheduler.resume()
+    """Run ``serve`` (what boom-scheduler runs) in a thread; return its thread and stop event."""
     stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.wait(settings.schedule.poll_s):
-            scheduler.wakeup()
-
-    threading.Thread(target=poll, daemon=True).start()
-    return scheduler, stop
+    thread = threading.Thread(target=serve, args=(stop, settings))
+    thread.start()
+    return thread, stop
 
 
 @pytest.mark.services
@@ -89,9 +80,9 @@ def test_two_schedulers_on_one_database_run_a_job_once(services, mongo_db, uniqu
         # When the time comes and both find it due
         _wait_until(at, 4.0)
     finally:
-        for scheduler, stop in ((first, stop1), (second, stop2)):
+        for thread, stop in ((first, stop1), (second, stop2)):
             stop.set()
-            scheduler.shutdown(wait=True)
+            thread.join(timeout=30)
     # Then it ran exactly once, and its run is recorded done under one claim
     assert len(_marks(mongo_db, unique)) == 1
     recorded = list(mongo_db["schedule_runs"].find({"job_id": job.id}))

@@ -1,7 +1,9 @@
 """Run a replay: plan its alerts, send them in slices beside the live night, follow results.
 
 Step 1: record the run (``queued``), then plan: the stored candids it covers
-        (the last N nights, or one night), sorted; ``running`` with its total.
+        (the last N nights, or one night), sorted, or for a re-ingest the packets
+        of its source, stored in Valkey a slice at a time; ``running`` with its
+        total (None until read, for a Kafka topic).
 Step 2: send slices of ``replays.slice_size`` alerts to the survey's replay actor,
         at most ``replays.max_inflight`` at a time, and each only while the live
         queues hold at most ``replays.live_backlog_max`` messages: the live

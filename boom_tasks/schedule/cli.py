@@ -17,13 +17,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from boom_tasks import logs
 from boom_tasks.entry import exit_with
 from boom_tasks.errors import BoomError, ConfigError
+
+if TYPE_CHECKING:
+    from boom_tasks.settings import Settings
 
 log = logging.getLogger("boom_tasks.schedule")
 
@@ -172,16 +175,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return commands[args.schedule_command]()
 
 
-def serve(stop: threading.Event) -> None:
+def serve(stop: threading.Event, settings: Settings | None = None) -> None:
     """Run the scheduler until ``stop`` is set: configured jobs stored, store polled.
 
     The store is looked at every ``schedule.poll_s`` seconds, so jobs added by
     ``boom schedule add`` (another process) are run without a restart.
+    ``settings`` defaults to this process's.
     """
     from boom_tasks.schedule.scheduler import build_scheduler, sync_config_jobs
     from boom_tasks.settings import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     scheduler = build_scheduler(settings)
     _start(scheduler, paused=True)
     try:
