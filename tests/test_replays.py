@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -250,3 +251,32 @@ def test_reingest_from_a_topic_and_from_the_archive_through_the_whole_chain(
     # Then its packets are counted from the archive and all go through
     assert run["state"] == "done", run.get("error")
     assert run["progress"]["done"] == run["progress"]["total"] == len(packet_paths("boom-402"))
+
+
+def test_a_replay_waits_while_the_live_queues_are_busy(night, services, unique) -> None:
+    import redis
+
+    db = night[0]
+    valkey = redis.Redis.from_url(services.valkey.url)
+    live = "dramatiq:ztf_filter.msgs"
+    faint = _filter(db, f"gated-{unique}", FAINT)
+    # Given a live message in the filter stage (as a worker holds one in flight)
+    valkey.hset(live, f"live-{unique}", b"{}")
+    runs: list[dict] = []
+    replay = threading.Thread(
+        target=lambda: runs.append(commands.filter_backfill(_with_slices(services, 40), faint))
+    )
+    try:
+        # When a replay starts
+        replay.start()
+        time.sleep(3.0)
+        # Then it has sent nothing: its run is running, at 0 alerts, its queue empty
+        (doc,) = list(db["replays"].find({"params.filter_id": faint}))
+        assert doc["state"] == "running" and doc["progress"]["done"] == 0
+        assert valkey.hlen("dramatiq:ztf_replay.msgs") == 0
+    finally:
+        # And once the live night is quiet, it runs to its end
+        valkey.hdel(live, f"live-{unique}")
+        replay.join(timeout=120)
+    assert runs and runs[0]["state"] == "done"
+    assert runs[0]["progress"]["done"] == runs[0]["progress"]["total"] > 0

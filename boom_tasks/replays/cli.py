@@ -10,6 +10,13 @@ from typing import Any, TextIO
 from boom_tasks.replay.cli import night_date
 
 
+def _nights(text: str) -> int:
+    """Parse ``--nights``: a whole number of nights, at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of nights >= 1, got {text!r}")
+    return int(text)
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``replays`` command to ``boom``; its commands set ``replays_command``."""
     parser = subparsers.add_parser("replays", help="run and inspect replays of stored nights")
@@ -21,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     show.add_argument("run_id")
     backfill = sub.add_parser("backfill", help="run a filter over the last nights' alerts")
     backfill.add_argument("filter_id")
-    backfill.add_argument("--nights", type=int, default=1, help="nights back (default 1)")
+    backfill.add_argument("--nights", type=_nights, default=1, help="nights back (default 1)")
     backfill.add_argument("--night", type=night_date, help="last night (default: newest stored)")
     backfill.add_argument("--version", help="filter version fid (default: the active one)")
     republish = sub.add_parser("republish", help="a night's passes of a filter into a topic")
@@ -32,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     again = sub.add_parser("reprocess", help="crossmatch, ML and filters again over stored nights")
     again.add_argument("survey")
     again.add_argument("--night", type=night_date, help="last night (default: newest stored)")
-    again.add_argument("--nights", type=int, default=1, help="nights back (default 1)")
+    again.add_argument("--nights", type=_nights, default=1, help="nights back (default 1)")
     reingest = sub.add_parser("reingest", help="a night's packets through the whole chain")
     reingest.add_argument("survey")
     reingest.add_argument("--date", type=night_date, required=True, help="night as YYYYMMDD")

@@ -7,9 +7,10 @@ final document.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from boom_tasks.errors import BoomError
+from boom_tasks.errors import BoomError, ConfigError
 from boom_tasks.output.publish import topic_name
 from boom_tasks.replays import store
 from boom_tasks.replays.runner import execute
@@ -164,5 +165,7 @@ def reingest(
     ReplayFailed
         If the run failed and ``check``.
     """
+    if source is not None and not Path(source).exists():
+        raise ConfigError(f"--from {source}: no such file or folder")
     params = {"night": night, "source": source, "topic_in": topic_in}
     return _run(settings, "reingest", get_survey(survey).name, params, check)

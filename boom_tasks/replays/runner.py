@@ -30,7 +30,7 @@ from dramatiq.results import ResultFailure, ResultTimeout
 from boom_tasks.batches import pending_alerts, store_batch
 from boom_tasks.broker import NAMESPACE, queue_name
 from boom_tasks.chain import CHAIN
-from boom_tasks.errors import BoomError
+from boom_tasks.errors import BoomError, ConfigError
 from boom_tasks.filter.testing import Selection, latest_night, night_jd_range, select_candids
 from boom_tasks.replays import store
 from boom_tasks.replays.chain import batch_owner
@@ -53,13 +53,16 @@ def night_range(last: str, nights: int) -> tuple[float, float]:
 
 def plan(settings: Settings, survey: Survey, params: dict[str, Any]) -> list[int]:
     """Return the stored candids a run covers: ``night`` (or the last), and ``nights`` back."""
+    nights = int(params.get("nights") or 1)
+    if nights < 1:
+        raise ConfigError(f"a replay covers at least one night, not {nights}")
     db = get_db(settings.mongo)
     last = params.get("night")
     if last in (None, "latest"):
         last = latest_night(db, survey)
     if last is None:
         return []
-    selection = Selection(jd_range=night_range(last, int(params.get("nights") or 1)))
+    selection = Selection(jd_range=night_range(last, nights))
     return select_candids(db, survey, selection)
 
 
@@ -153,7 +156,8 @@ def execute(
         progress = _Progress(settings, run_id, total)
         store.update_run(db, settings, run_id, state="running", progress=progress.state())
         _send_all(settings, survey, units, actor, progress)
-    except (BoomError, ResultFailure, ResultTimeout) as e:
+    except (BoomError, ResultFailure, ResultTimeout, OSError) as e:
+        # OSError: an archive that cannot be read. The run records why it stopped.
         log.error("replay %s failed: %s", run_id, e)
         store.update_run(db, settings, run_id, state="failed", error=f"{type(e).__name__}: {e}")
     else:
