@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -81,15 +81,38 @@ def publish_passes(
         todo[p["candid"]].append(p)
     if not todo:
         return 0
+    delivered: set[int] = set()
+    sent = 0
+    for candid, payload in _messages(db, survey, todo, run_id, stack):
+        _produce(producer, topic, candid, payload, delivered)
+        sent += 1
+    left = producer.flush(flush_timeout_s)
+    _record(db, run_id, {c: todo[c] for c in delivered})
+    if as_published:
+        _record_published(db, survey, [p for c in delivered for p in todo[c]])
+    if left or len(delivered) < sent:
+        raise ServiceUnavailable(f"Kafka acknowledged {len(delivered)} of {sent} messages")
+    return len(delivered)
+
+
+def _messages(
+    db: Database,
+    survey: Survey,
+    todo: Mapping[int, list[Mapping[str, Any]]],
+    run_id: str,
+    stack: Mapping[str, Any],
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(candid, encoded message)`` for each alert to publish, with its provenance."""
     alerts, aux, stamps = _documents(db, survey, sorted(todo))
     matched = read_matched(db, survey, aux.values()) if carries_matches(survey.name) else None
-    delivered: set[int] = set()
     for candid, its in todo.items():
         alert = alerts.get(candid)
         if alert is None:
+            # Deleted since the pass was recorded: nothing to show; the others go on.
             log.warning("replay %s: alert %s is no longer stored; skipped", run_id, candid)
             continue
         obj, plain = aux.get(alert["objectId"]), [dict(p) for p in its]
+        jd = alert["candidate"].get("jd")
         message = build_message(
             survey,
             alert,
@@ -98,19 +121,10 @@ def publish_passes(
             plain,
             {"published": time.time()},
             programids=visible_programids(plain),
-            survey_matches=None
-            if matched is None
-            else survey_matches(obj, alert["candidate"].get("jd"), matched),
+            survey_matches=None if matched is None else survey_matches(obj, jd, matched),
             provenance=message_provenance(stack, its, run_id),
         )
-        _produce(producer, topic, candid, encode(message), delivered)
-    left = producer.flush(flush_timeout_s)
-    _record(db, run_id, {c: todo[c] for c in delivered})
-    if as_published:
-        _record_published(db, survey, [p for c in delivered for p in todo[c]])
-    if left or len(delivered) < len(todo):
-        raise ServiceUnavailable(f"Kafka acknowledged {len(delivered)} of {len(todo)} messages")
-    return len(delivered)
+        yield candid, encode(message)
 
 
 def _produce(producer: Producer, topic: str, candid: int, payload: bytes, done: set[int]) -> None:
