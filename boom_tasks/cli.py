@@ -16,6 +16,8 @@ from boom_tasks.entry import exit_with
 from boom_tasks.errors import BoomError
 from boom_tasks.filter import cli as filters_cli
 from boom_tasks.replay.cli import add_night_arguments
+from boom_tasks.replays import cli as replays_cli
+from boom_tasks.schedule import cli as schedule_cli
 
 #: The night the main job replays by default: a small public ZTF night (BOOM's example).
 DEFAULT_NIGHT = "20240617"
@@ -39,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     filters_cli.register(sub)
     users_cli.register(sub)
     report_cli.register(sub)
+    schedule_cli.register(sub)
+    replays_cli.register(sub)
     return p
 
 
@@ -89,5 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "filters": filters_cli.run,
         "users": users_cli.run,
         report_cli.COMMAND: report_cli.run,
+        "schedule": schedule_cli.run,
+        "replays": replays_cli.run,
     }
     exit_with("boom", lambda: commands[args.command](args))

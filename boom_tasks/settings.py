@@ -34,6 +34,8 @@ from boom_tasks.errors import ConfigError
 from boom_tasks.filter.config import FilterSettings
 from boom_tasks.ml.config import MLSettings
 from boom_tasks.output.config import OutputSettings
+from boom_tasks.replays.config import ReplaySettings
+from boom_tasks.schedule.config import ScheduleSettings
 
 #: The file read when ``BOOM_CONFIG`` is not set.
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
@@ -139,6 +141,9 @@ class BridgeSettings(Section):
     #: First and largest wait between reconnection attempts when Kafka is unreachable.
     retry_backoff_s: float = Field(1.0, gt=0)
     max_backoff_s: float = Field(30.0, gt=0)
+    #: Seconds after the UTC boundary a bridge following the nights keeps consuming the
+    #: previous night's topic, even when at its end: late packets still arrive then.
+    previous_night_grace_s: float = Field(1800.0, ge=0)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> BridgeSettings:
@@ -194,6 +199,8 @@ class Settings(Section):
     api: ApiSettings = ApiSettings()
     dashboard: DashboardSettings = DashboardSettings()
     conductor: ConductorSettings = ConductorSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    replays: ReplaySettings = ReplaySettings()
 
     @field_validator("crossmatch", "intake")
     @classmethod

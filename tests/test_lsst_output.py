@@ -224,4 +224,4 @@ def test_messages_decode_without_this_package() -> None:
     assert len(records) == 1 and same(records[0], decode(data))
     writer = reader.writer_schema
     assert isinstance(writer, dict)
-    assert writer["name"] == "boom_tasks.lsst.FilteredAlert" and writer["version"] == "1.0"
+    assert writer["name"] == "boom_tasks.lsst.FilteredAlert" and writer["version"] == "1.1"

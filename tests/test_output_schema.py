@@ -229,7 +229,7 @@ def test_a_later_minor_version_reads_current_messages() -> None:
     data = encode(message)
     # When a reader uses a later version that adds a field with a default
     later = json.loads(json.dumps(schema_json("ZTF")))
-    later["version"] = "1.2"
+    later["version"] = "1.3"
     later["fields"].append({"name": "host_galaxy", "type": ["null", "string"], "default": None})
     reader = fastavro.reader(io.BytesIO(data), reader_schema=fastavro.parse_schema(later))
     # Then every current field resolves and the new one takes its default

@@ -16,6 +16,7 @@ from boom_tasks import logs
 from boom_tasks.batches import BatchRef
 from boom_tasks.bridge.consumer import Bridge
 from boom_tasks.bridge.intake import intake_topic
+from boom_tasks.bridge.nights import NightFollower, follows_nights
 from boom_tasks.entry import exit_with
 from boom_tasks.replay.cli import night_date
 from boom_tasks.surveys import get_survey
@@ -35,7 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         help="night as YYYYMMDD (default: tonight, UTC; ignored by a one-topic survey)",
     )
     p.add_argument("--topic", help="consume this topic instead of the configured or night's")
-    p.add_argument("--exit-on-eof", action="store_true", help="stop at the end of the topic")
+    p.add_argument(
+        "--exit-on-eof",
+        action="store_true",
+        help="stop at the end of the topic (without it and without --date/--topic, "
+        "a survey with a topic per night follows the nights)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -57,7 +63,11 @@ def run(argv: list[str] | None = None) -> int:
         actor.send(ref.key, ref.count, received_at)
 
     topic = intake_topic(settings, survey, args.date, args.topic)
-    bridge = Bridge(settings, survey, topic, send, args.exit_on_eof, night=args.date)
+    nights = None
+    if follows_nights(settings, survey, args.date, args.topic, args.exit_on_eof):
+        grace = settings.bridge.previous_night_grace_s
+        nights = NightFollower(topic_of=survey.topic, grace_s=grace)
+    bridge = Bridge(settings, survey, topic, send, args.exit_on_eof, args.date, nights)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("bridge: %s received; finishing the batch in hand", signal.Signals(signum).name)

@@ -11,6 +11,8 @@ Step 3: store the batch in Valkey, send ONE message to the survey's ingest actor
         means Kafka redelivers, never that an alert is lost.
 Step 4: pause consuming while too many alerts wait for ingestion; resume below
         a lower mark.
+Step 5: following the nights (``nights.py``): at the UTC boundary, subscribe to
+        the new night's topic beside the old one; drop the old one once consumed.
 On SIGINT/SIGTERM the batch in hand is finished and committed before exiting.
 """
 
@@ -26,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from boom_tasks.batches import BatchRef, pending_alerts, store_batch
 from boom_tasks.bridge.batcher import Batch, Batcher
 from boom_tasks.bridge.intake import intake_kafka
+from boom_tasks.bridge.nights import NightFollower
 from boom_tasks.conductor.counters import record_received
 from boom_tasks.errors import BoomError, ConfigError, ServiceUnavailable, TransientError
 from boom_tasks.monitor.stats import record_stage
@@ -92,6 +95,9 @@ class Bridge:
     night
         The night (``YYYYMMDD``) the alerts belong to in the night report
         (default: the UTC date each batch is received).
+    nights
+        Follow the nights: move to each new night's topic at the UTC boundary
+        (``topic`` is then the current night's), finishing the previous one.
 
     Raises
     ------
@@ -107,10 +113,15 @@ class Bridge:
         send: Sender,
         exit_on_eof: bool = False,
         night: str | None = None,
+        nights: NightFollower | None = None,
     ) -> None:
         self.settings, self.survey, self.topic = settings, survey, topic
-        #: The night the consumed alerts are counted on (default: the UTC date of receipt).
-        self.night = night
+        self.nights = nights
+        #: Topics subscribed to: the current night's last, a previous one being finished first.
+        self.topics = [topic]
+        #: The night the consumed alerts are counted on in the night report (default: the
+        #: UTC date of receipt); a bridge following the nights moves it at the boundary.
+        self.night = night or (nights.night() if nights else None)
         self.send, self.exit_on_eof = send, exit_on_eof
         # The security keys hold the password in clear: they go to librdkafka, never to a log.
         self.kafka, self._security = intake_kafka(settings, survey)
@@ -162,7 +173,7 @@ class Bridge:
         conf = consumer_config(self.kafka, self.group_id, error_cb=self._errors, **self._security)
         consumer = Consumer(conf)
         self._consumer = consumer
-        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._subscribe(consumer)
         log.info(
             "bridge: consuming %s from %s as group %s",
             self.topic,
@@ -171,6 +182,7 @@ class Bridge:
         )
         try:
             while not self.stop_requested:
+                self._follow_nights(consumer)
                 self._consume_some(consumer)
                 flushed = self.batcher.due() and self._flush(consumer)
                 # Right after a flush the backlog just grew: check it before consuming more.
@@ -182,6 +194,34 @@ class Bridge:
         finally:
             consumer.close()
         return self.stats
+
+    def _subscribe(self, consumer: Consumer) -> None:
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _follow_nights(self, consumer: Consumer) -> None:
+        """Add the new night's topic at the boundary; drop the previous one once finished."""
+        if self.nights is None:
+            return
+        night = self.nights.night()
+        if night != self.night:
+            self.night, self.topic = night, self.nights.topic_of(night)
+            self.nights.start_night()
+            if self.topic not in self.topics:
+                self.topics.append(self.topic)
+                log.info("bridge: night %s begins: adding %s to %s", night, self.topic, self.topics)
+                self._subscribe(consumer)
+            return
+        finished = [t for t in self.topics[:-1] if self._topic_done(t)]
+        if finished and self.nights.may_drop_previous():
+            # Resubscribing revokes the partitions: _on_revoke queues and commits the batch.
+            self.topics = [t for t in self.topics if t not in finished]
+            log.info("bridge: %s consumed to its end; now only %s", finished, self.topics)
+            self._subscribe(consumer)
+
+    def _topic_done(self, topic: str) -> bool:
+        """Tell whether every assigned partition of ``topic`` is consumed to its end."""
+        parts = {tp for tp in self._assigned if tp[0] == topic}
+        return bool(parts) and parts <= self._at_end
 
     def _wait_for_kafka(self) -> None:
         bridge = self.settings.bridge

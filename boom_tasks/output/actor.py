@@ -11,6 +11,7 @@ import dramatiq
 
 from boom_tasks.broker import queue_name, stage_actor
 from boom_tasks.messages import check_version, hand_on
+from boom_tasks.output.provenance import stack_provenance
 from boom_tasks.output.publish import get_producer, publish_batch
 from boom_tasks.services.mongo import get_db
 from boom_tasks.settings import Settings
@@ -33,9 +34,10 @@ def declare(
         check_version(name, version)
         started = time.monotonic()
         producer = get_producer(settings.kafka)
+        db, stack = get_db(settings.mongo), stack_provenance(settings, survey)
         per_filter: Counter[str] = Counter()
         sent = publish_batch(
-            get_db(settings.mongo), survey, producer, candids, times, settings.output, per_filter
+            db, survey, producer, candids, times, settings.output, stack, per_filter=per_filter
         )
         hand_on(
             settings, survey.name, "published", candids, times, next_stage, by_filter=per_filter

@@ -5,7 +5,9 @@ Step 2: list the filters it passed, each filter's annotations as JSON text.
 Step 3: take the object's light curve from its aux document as of this alert:
         points up to the alert's ``jd``, sorted by time, limited to the
         points the readers may see (the survey's permission model).
-Step 4: add the cross-matches (JSON text per catalogue), cutouts and stage times.
+Step 4: add the cross-matches (JSON text per catalogue), cutouts, stage times and
+        the provenance (run, code, filter, model and catalog versions:
+        :mod:`~boom_tasks.output.provenance`).
 Step 5: fit everything to the output schema with
         :func:`~boom_tasks.output.schema.conform`: plain Python types, and
         null for whatever is missing.
@@ -48,6 +50,7 @@ def build_message(
     *,
     programids: Collection[int] | None = None,
     survey_matches: list[dict[str, Any]] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the message published for one alert that passed filters.
 
@@ -75,6 +78,9 @@ def build_message(
     survey_matches
         The other surveys' objects at this position and their photometry
         (:func:`boom_tasks.output.matches.survey_matches`), for a schema that has them.
+    provenance
+        What made the message
+        (:func:`~boom_tasks.output.provenance.message_provenance`); None: unknown.
 
     Returns
     -------
@@ -111,6 +117,7 @@ def build_message(
         **{name: (cutouts or {}).get(name) for name in CUTOUT_FIELDS},
         "times": stage_times(times),
         "survey_matches": survey_matches or [],
+        "provenance": provenance,
     }
     out: dict[str, Any] = conform(message, load_schema(survey.name))
     return out

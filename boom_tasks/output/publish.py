@@ -29,6 +29,7 @@ from boom_tasks.errors import ServiceUnavailable
 from boom_tasks.output.config import OutputSettings
 from boom_tasks.output.matches import read_matched, survey_matches
 from boom_tasks.output.message import build_message
+from boom_tasks.output.provenance import LIVE, message_provenance
 from boom_tasks.output.schema import carries_matches, encode
 from boom_tasks.services.kafka import producer_config
 from boom_tasks.services.mongo import find_in, mongo_errors
@@ -114,12 +115,16 @@ def publish_batch(
     candids: Sequence[int],
     times: dict[str, float],
     settings: OutputSettings,
+    stack: dict[str, Any] | None = None,
+    run: str = LIVE,
     per_filter: Counter[str] | None = None,
 ) -> int:
     """Publish the batch's unpublished passes; return the number of messages delivered.
 
-    ``per_filter``, if given, is incremented by the passes delivered, per filter id
-    (the night report's "published per filter").
+    ``stack`` (:func:`~boom_tasks.output.provenance.stack_provenance`) and ``run``
+    (``live`` or a replay's id) make each message's provenance; without ``stack``
+    messages carry none. ``per_filter``, if given, is incremented by the passes
+    delivered, per filter id (the night report's "published per filter").
 
     Raises
     ------
@@ -151,6 +156,7 @@ def publish_batch(
             )
             if joint
             else None,
+            provenance=None if stack is None else message_provenance(stack, passes, run),
         )
         topics = [results_topic]
         if settings.per_filter_topics:

@@ -37,7 +37,7 @@ LSST = Survey(
     properties=properties,
     # Every LSST alert is visible to every user of the broker: no programme permissions.
     permissions=Permissions(),
-    output=OutputFormat(schema_file="lsst_results_v1.avsc", schema_version="1.0"),
+    output=OutputFormat(schema_file="lsst_results_v1.1.avsc", schema_version="1.1"),
     replay=REPLAY,
     synth=synth_alerts,
     # Cerro Pachón's survey footprint reaches dec +33.5 deg at most.

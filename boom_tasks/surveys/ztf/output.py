@@ -44,5 +44,8 @@ def with_isdiffpos(point: Mapping[str, Any]) -> dict[str, Any]:
 
 #: ``ZTF_alerts_results``: schema ``boom_tasks/output/schema/ztf_results_v1.avsc``;
 #: 1.1 added ``survey_matches`` (the LSST object at the alert's position), with a
-#: default, so 1.0 readers read 1.1 messages and 1.1 readers read 1.0 messages.
-OUTPUT = OutputFormat(schema_file="ztf_results_v1.avsc", schema_version="1.1", point=with_isdiffpos)
+#: default, so 1.0 readers read 1.1 messages and 1.1 readers read 1.0 messages. 1.2 (its
+#: own file, beside 1.1's) added ``provenance``, also with a default.
+OUTPUT = OutputFormat(
+    schema_file="ztf_results_v1.2.avsc", schema_version="1.2", point=with_isdiffpos
+)

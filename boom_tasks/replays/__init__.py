@@ -1,0 +1,1 @@
+"""Replays: runs over stored nights with an id, a state and progress, beside the live night."""
