@@ -56,11 +56,18 @@ class ScheduledJob(Section):
         return check_cron(value)
 
 
+#: The night conductor's job, on by default: every quarter hour it reports each night
+#: that has ended (quiet for ``conductor.quiet_s``, every queue drained).
+CLOSE_NIGHTS = ScheduledJob(
+    id="close-nights", cron="*/15 * * * *", job="boom_tasks.conductor.jobs:close_nights"
+)
+
+
 class ScheduleSettings(Section):
     """``boom-scheduler``: cron jobs stored in MongoDB, run once however many schedulers run."""
 
     #: Jobs declared in configuration; ``boom schedule add`` adds more at run time.
-    jobs: list[ScheduledJob] = []
+    jobs: list[ScheduledJob] = Field(default_factory=lambda: [CLOSE_NIGHTS])
     #: Collection of APScheduler's job store (jobs and their next run time).
     jobs_collection: str = "schedule_jobs"
     #: Collection of claims and outcomes: one document per job run, ``_id`` = job:time.
