@@ -14,6 +14,7 @@ from boom_tasks.entry import exit_with
 from boom_tasks.errors import BoomError
 from boom_tasks.filter import cli as filters_cli
 from boom_tasks.replay.cli import add_night_arguments
+from boom_tasks.science import cli as science_cli
 
 #: The night the main job replays by default: a small public ZTF night (BOOM's example).
 DEFAULT_NIGHT = "20240617"
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     crossmatch_cli.register(sub)
     filters_cli.register(sub)
     users_cli.register(sub)
+    science_cli.register(sub)
     return p
 
 
@@ -73,5 +75,6 @@ def main(argv: list[str] | None = None) -> None:
         "crossmatch": crossmatch_cli.run,
         "filters": filters_cli.run,
         "users": users_cli.run,
+        "science": science_cli.run,
     }
     exit_with("boom", lambda: commands[args.command](args))
