@@ -28,10 +28,14 @@ MIN_POINTS = 6
 MAX_RED_CHI2 = 10.0
 #: Days the peak may lie outside the observed span and still be called valid.
 PEAK_MARGIN_D = 30.0
-#: BazinFit's algorithm: an MCMC start refined by Levenberg-Marquardt (deterministic:
-#: the same points give the same fit; plain lmsder alone also converged on every test
-#: curve, plain mcmc did not).
+#: BazinFit's optimiser: an MCMC start refined by Levenberg-Marquardt, deterministic
+#: (the same points give the same fit). On the 137 fittable band light curves of the
+#: real packets, compared with scipy's curve_fit: the defaults (128 MCMC, 10 LM
+#: iterations; 0.5 ms a curve) ended in a clearly worse minimum on 8, these settings
+#: (5.7 ms a curve) on 2, both with reduced chi2 > 10 (invalid anyway); "ceres" on 21.
 ALGORITHM = "mcmc-lmsder"
+MCMC_ITERATIONS = 1024
+LMSDER_ITERATIONS = 20
 #: Names of the ZTF bands by filter id.
 BANDS = {1: "g", 2: "r", 3: "i"}
 #: Values of ``isdiffpos`` meaning a positive subtraction.
@@ -52,7 +56,9 @@ def fitter() -> Any:
     if _fitter is None:
         import light_curve
 
-        _fitter = light_curve.BazinFit(ALGORITHM)
+        _fitter = light_curve.BazinFit(
+            ALGORITHM, mcmc_niter=MCMC_ITERATIONS, lmsder_niter=LMSDER_ITERATIONS
+        )
     return _fitter
 
 
