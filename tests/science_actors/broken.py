@@ -1,4 +1,4 @@
-"""An actor failing every batch it gets (r-band alerts)."""
+"""An actor failing every batch it gets (it selects every alert)."""
 
 from __future__ import annotations
 
@@ -11,4 +11,4 @@ def run(alerts: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     raise RuntimeError(f"bug in the actor ({len(alerts)} alerts)")
 
 
-ACTOR = ScienceActor(name="broken", surveys=("ZTF",), run=run, selection={"candidate.fid": 2})
+ACTOR = ScienceActor(name="broken", surveys=("ZTF",), run=run)
