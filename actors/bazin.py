@@ -28,6 +28,10 @@ MIN_POINTS = 6
 MAX_RED_CHI2 = 10.0
 #: Days the peak may lie outside the observed span and still be called valid.
 PEAK_MARGIN_D = 30.0
+#: Points a valid fit needs on each side of its peak: without them the rise (or the
+#: fall) time is not measured (seen on real curves: a 0.0-day "rise" across an 8-day
+#: gap, a peak 0.3 d after the first point).
+MIN_POINTS_PER_SIDE = 2
 #: BazinFit's optimiser: an MCMC start refined by Levenberg-Marquardt, deterministic
 #: (the same points give the same fit). On the 137 fittable band light curves of the
 #: real packets, compared with scipy's curve_fit: the defaults (128 MCMC, 10 LM
@@ -47,7 +51,10 @@ _fitter: Any = None
 def bazin(t: np.ndarray, a: float, b: float, t0: float, rise: float, fall: float) -> np.ndarray:
     """Return the Bazin function at times ``t`` (light-curve's parameter order)."""
     x = t - t0
-    return np.asarray(a * np.exp(-x / fall) / (1.0 + np.exp(-x / rise)) + b)
+    # Far from t0 an exponential overflows: the value tends to b (or 0 + b), inf/inf
+    # would be NaN, so the limits are taken as numpy gives them and the warning muted.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(a * np.exp(-x / fall) / (1.0 + np.exp(-x / rise)) + b)
 
 
 def fitter() -> Any:
@@ -130,6 +137,10 @@ def fit_band(curve: BandCurve) -> dict[str, Any]:
         else float(bazin(np.array([peak]), a, b, t0, rise, fall)[0]),
     }
     problems = fit_problems(doc, float(curve.t[0]), float(curve.t[-1]))
+    if peak is not None:
+        before = int(np.sum(curve.t - origin < peak))
+        if min(before, n - before) < MIN_POINTS_PER_SIDE:
+            problems.append(f"{before} points before the peak and {n - before} after")
     doc = {k: (v if v is None or math.isfinite(v) else None) for k, v in doc.items()}
     return {**doc, "valid": not problems, "problems": problems}
 
