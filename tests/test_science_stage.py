@@ -84,6 +84,7 @@ def _settle(db, timeout: float = 600) -> None:
             db[ZTF.alerts].count_documents({"science": {"$exists": True}}),
             db[ZTF.alerts].count_documents({"science_errors": {"$exists": True}}),
             db[ZTF.filter_passes].count_documents({}),
+            db[ZTF.publications].count_documents({}),
             tuple(d.get("batches") for d in db[SCIENCE_ACTORS].find().sort("_id")),
         )
 
@@ -200,6 +201,9 @@ def test_a_filter_cuts_on_a_science_result(night):
     expected = {a["_id"] for a in db[ZTF.alerts].find({"science.probe.n_prv": {"$gte": 3}})}
     passed = {p["candid"] for p in db[ZTF.filter_passes].find({"filter_id": fid})}
     assert expected and passed == expected
+    # And the output stage published them (the science hop leaves the stage times valid)
+    published = {p["candid"] for p in db[ZTF.publications].find({"filter_id": fid})}
+    assert published == expected
 
 
 def _exgal_expected(db) -> set[int]:

@@ -12,7 +12,8 @@ class ScienceSettings(Section):
 
     #: Enabled actors: module names under the top-level ``actors/`` package
     #: (``exgal_transients``), or a full dotted module path (``mylab.actors.kn``).
-    actors: list[str] = []
+    #: The shipped module runs by default; ``[]`` removes the science hop entirely.
+    actors: list[str] = ["exgal_transients"]
     #: Consecutive failed batches (an error, an over-budget run or a malformed result)
     #: after which an actor is disabled, with the reason stored in ``science_actors``.
     max_failures: int = Field(3, ge=1)
