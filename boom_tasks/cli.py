@@ -18,6 +18,7 @@ from boom_tasks.filter import cli as filters_cli
 from boom_tasks.replay.cli import add_night_arguments
 from boom_tasks.replays import cli as replays_cli
 from boom_tasks.schedule import cli as schedule_cli
+from boom_tasks.science import cli as science_cli
 
 #: The night the main job replays by default: a small public ZTF night (BOOM's example).
 DEFAULT_NIGHT = "20240617"
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     report_cli.register(sub)
     schedule_cli.register(sub)
     replays_cli.register(sub)
+    science_cli.register(sub)
     return p
 
 
@@ -95,5 +97,6 @@ def main(argv: list[str] | None = None) -> None:
         report_cli.COMMAND: report_cli.run,
         "schedule": schedule_cli.run,
         "replays": replays_cli.run,
+        "science": science_cli.run,
     }
     exit_with("boom", lambda: commands[args.command](args))

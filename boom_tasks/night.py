@@ -69,8 +69,8 @@ def stop(proc: subprocess.Popen, timeout: float = 60.0) -> None:
         proc.wait()
 
 
-#: The survey's stage queues, in chain order.
-STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
+#: The survey's stage queues, in chain order (science: empty where no actor is enabled).
+STAGES = ("ingest", "crossmatch", "ml", "science", "filter", "output")
 
 
 def queued_messages(settings: Settings, survey: Survey) -> int:

@@ -36,6 +36,7 @@ from boom_tasks.ml.config import MLSettings
 from boom_tasks.output.config import OutputSettings
 from boom_tasks.replays.config import ReplaySettings
 from boom_tasks.schedule.config import ScheduleSettings
+from boom_tasks.science.config import ScienceSettings
 
 #: The file read when ``BOOM_CONFIG`` is not set.
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
@@ -194,6 +195,8 @@ class Settings(Section):
         default_factory=lambda: _every_survey(DEFAULT_CATALOGS)
     )
     ml: MLSettings = MLSettings()
+    #: Science actors run between ML and the filters (docs/science-actors.md).
+    science: ScienceSettings = ScienceSettings()
     filters: FilterSettings = FilterSettings()
     output: OutputSettings = OutputSettings()
     api: ApiSettings = ApiSettings()

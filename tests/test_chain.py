@@ -17,6 +17,7 @@ from dramatiq.results import Results
 from dramatiq.results.backends import StubBackend
 
 from boom_tasks.chain import CHAIN, declare_chain
+from boom_tasks.science.config import ScienceSettings
 from boom_tasks.surveys import SURVEYS
 from boom_tasks.surveys.ztf import ZTF
 
@@ -38,15 +39,18 @@ def test_the_chain_is_declared_in_order_on_the_broker_given(stub, settings):
     # When the chain of every survey is declared on a StubBroker
     actors = declare_chain(stub, SURVEYS.values(), settings)
     # Then each survey has one actor per stage, in pipeline order, on its own queue
-    assert [s.name for s in CHAIN] == ["ingest", "crossmatch", "ml", "filter", "output"]
+    # (science only for a survey with an enabled science actor: ZTF, by default)
+    assert [s.name for s in CHAIN] == ["ingest", "crossmatch", "ml", "science", "filter", "output"]
+    assert settings.science.actors == ["exgal_transients"]
+    declared = set()
     for name, survey in SURVEYS.items():
-        assert list(actors[name]) == [s.name for s in CHAIN]
+        stages = [s.name for s in CHAIN if s.name != "science" or name == "ZTF"]
+        assert list(actors[name]) == stages
         for stage, actor in actors[name].items():
             assert actor.broker is stub
             assert actor.queue_name == actor.actor_name == f"{survey.queue_prefix}_{stage}"
-    assert {q for q in stub.get_declared_queues() if not q.endswith(".DQ")} == {
-        f"{s.queue_prefix}_{stage.name}" for s in SURVEYS.values() for stage in CHAIN
-    }
+            declared.add(actor.queue_name)
+    assert {q for q in stub.get_declared_queues() if not q.endswith(".DQ")} == declared
 
 
 def test_each_stage_hands_its_candids_to_the_next(stub, settings, monkeypatch):
@@ -81,7 +85,9 @@ def test_each_stage_hands_its_candids_to_the_next(stub, settings, monkeypatch):
     monkeypatch.setattr(filter_, "run_filters", lambda *_: ([passed], []))
     monkeypatch.setattr(filter_, "record_passes", lambda *_: None)
     monkeypatch.setattr(filter_, "get_client", lambda _: None)
-    actors = declare_chain(stub, [ZTF], settings)["ZTF"]
+    # (without science actors: ML hands to the filters; test_science_base.py has the hop)
+    no_science = settings.model_copy(update={"science": ScienceSettings(actors=[])})
+    actors = declare_chain(stub, [ZTF], no_science)["ZTF"]
 
     # When crossmatch, ML and filter each run on the message the previous one sent
     actors["crossmatch"]([1, 2, 3], {"received": 1.0, "ingested": 2.0})

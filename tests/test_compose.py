@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from boom_tasks.broker import queue_name
-from boom_tasks.chain import CHAIN
+from boom_tasks.chain import CHAIN, declared_queues
+from boom_tasks.settings import load_settings
 from boom_tasks.surveys import SURVEYS
 from tests.conftest import ROOT
 from tests.manifests import queues_of, settings_field, worker_args
@@ -26,9 +26,10 @@ def test_compose_has_one_worker_service_per_stage() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
     services = compose["services"]
     assert "worker" not in services
+    queues = declared_queues(SURVEYS.values(), load_settings(ROOT / "config" / "default.yaml"))
     for stage in CHAIN:
         svc = services[stage.name]
-        assert queues_of(svc) == [queue_name(s, stage.name) for s in SURVEYS.values()]
+        assert queues_of(svc) == queues[stage.name]
         assert worker_args(svc["command"]).processes == 1
         assert svc["restart"] == "unless-stopped"
         # --scale needs neither a fixed container name nor a published port

@@ -25,8 +25,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from boom_tasks.broker import NAMESPACE, queue_name
-from boom_tasks.chain import CHAIN
+from boom_tasks.broker import NAMESPACE
+from boom_tasks.chain import declared_queues
 from boom_tasks.settings import load_settings
 from boom_tasks.surveys import SURVEYS
 from tests.conftest import ROOT
@@ -223,7 +223,8 @@ def test_every_queue_has_a_worker_and_a_scaler(rendered, overlay: str) -> None:
     scalers = {
         o["spec"]["scaleTargetRef"]["name"]: o for o in objects if o["kind"] == "ScaledObject"
     }
-    expected = {queue_name(s, stage.name) for s in SURVEYS.values() for stage in CHAIN}
+    cluster = load_settings(K8S / "base" / "boom.yaml", environ={})
+    expected = {q for qs in declared_queues(SURVEYS.values(), cluster).values() for q in qs}
     served: set[str] = set()
     for name, container in workers.items():
         if worker_args(container.get("command") or []) is None:

@@ -7,10 +7,12 @@ import logging
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from boom_tasks.errors import ConfigError
 from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ml.actor import survey_models
-from boom_tasks.ml.errors import ModelConfigError
 from boom_tasks.output.publish import flush_producer
+from boom_tasks.science.actor import prepare_all
+from boom_tasks.science.loader import survey_actors
 from boom_tasks.services.mongo import get_db
 from boom_tasks.settings import Settings
 from boom_tasks.surveys import SURVEYS
@@ -22,7 +24,7 @@ EXIT_BAD_CONFIG = 78  # EX_CONFIG in sysexits.h
 
 
 class WorkerStartup(Middleware):
-    """Create indexes and load models when a worker process boots (after fork)."""
+    """Create indexes, load models and set up science actors when a worker boots (after fork)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -30,7 +32,7 @@ class WorkerStartup(Middleware):
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         """Configure each survey, ensure indexes (idempotent) and load the models.
 
-        A bad model entry stops the process loudly.
+        A bad model entry or a science actor whose setup fails stops the process loudly.
         """
         db = get_db(self.settings.mongo)
         for survey in SURVEYS.values():
@@ -39,7 +41,8 @@ class WorkerStartup(Middleware):
             ensure_indexes(db, survey)
             try:
                 survey_models(survey, self.settings)
-            except ModelConfigError as e:
+                prepare_all(survey_actors(self.settings.science.actors, survey.name))
+            except ConfigError as e:  # a bad model entry, a science actor's failed setup
                 # Dramatiq logs and swallows a middleware's exceptions; a worker without
                 # its models would dead-letter every ML batch, so the process exits.
                 log.critical("worker cannot start: %s", e)

@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from boom_tasks.api import auth, catalogs, cone, cutouts, filters, pictures, queries
+from boom_tasks.api import auth, catalogs, cone, cutouts, filters, pictures, queries, science
 from boom_tasks.api.context import ApiState
 from boom_tasks.api.encoding import BsonJSONResponse, envelope
 from boom_tasks.api.errors import install_handlers
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.boom = ApiState(settings or get_settings())
     install_handlers(app)
-    for module in (auth, queries, cone, catalogs, cutouts, pictures, filters):
+    for module in (auth, queries, cone, catalogs, cutouts, pictures, filters, science):
         app.include_router(module.router)
 
     @app.get("/", tags=["Info"], summary="Health check (no token needed)")

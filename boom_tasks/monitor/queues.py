@@ -30,7 +30,7 @@ from boom_tasks.broker import NAMESPACE
 from boom_tasks.errors import BoomError
 
 #: Stage queues of each survey, in pipeline order (``<survey>_<stage>``).
-STAGE_QUEUES = ("ingest", "crossmatch", "ml", "filter", "output")
+STAGE_QUEUES = ("ingest", "crossmatch", "ml", "science", "filter", "output")
 #: Characters of a message's arguments shown in a listing.
 ARGS_PREVIEW = 200
 

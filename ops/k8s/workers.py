@@ -23,12 +23,16 @@ from typing import Any
 import yaml
 
 from boom_tasks.broker import NAMESPACE, queue_name
-from boom_tasks.chain import CHAIN
+from boom_tasks.chain import CHAIN, declared_queues
+from boom_tasks.settings import load_settings
 from boom_tasks.surveys import SURVEYS
 from boom_tasks.surveys.base import Survey
 
 #: The file this script writes.
 OUT = Path(__file__).resolve().parent / "base" / "workers.yaml"
+
+#: The cluster's settings: they decide which stages each survey has (its science actors).
+CLUSTER_CONFIG = OUT.parent / "boom.yaml"
 
 #: Threads of the one worker process (Dramatiq's default is 8). Each holds one batch of
 #: up to ``bridge.batch_size`` (1,000) alerts; 4 keeps a pod's memory bounded and is
@@ -190,9 +194,11 @@ def scaled_object(survey: Survey, stage: str) -> dict[str, Any]:
 def render() -> str:
     """Return the text of ``base/workers.yaml``."""
     docs = []
-    for survey in SURVEYS.values():
-        for stage in CHAIN:
-            docs += [deployment(survey, stage.name), scaled_object(survey, stage.name)]
+    queues = declared_queues(SURVEYS.values(), load_settings(CLUSTER_CONFIG, environ={}))
+    for stage in CHAIN:
+        for survey in SURVEYS.values():
+            if queue_name(survey, stage.name) in queues[stage.name]:
+                docs += [deployment(survey, stage.name), scaled_object(survey, stage.name)]
     return HEADER + yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)
 
 
