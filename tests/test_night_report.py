@@ -138,7 +138,7 @@ def test_a_stopped_filter_stage_is_named_then_the_night_closes(mongo_db, setting
     topic = f"ztf_{date}_programid1"
     produce_night(settings, ZTF, date, night, topic=topic, progress=False)
     client = redis.Redis.from_url(settings.valkey.url)
-    early = _workers("ztf_ingest", "ztf_crossmatch", "ztf_ml")
+    early = _workers("ztf_ingest", "ztf_crossmatch", "ztf_ml", "ztf_science")
     try:
         _bridge(date)
         _wait_stuck_at_filter(client)
@@ -212,7 +212,7 @@ def test_a_removed_message_is_named_lost_with_its_candids(mongo_db, settings, tm
     date = _fresh_date()
     produce_night(settings, ZTF, date, night, topic=f"ztf_{date}_programid1", progress=False)
     client = redis.Redis.from_url(settings.valkey.url)
-    early = _workers("ztf_ingest", "ztf_crossmatch", "ztf_ml")
+    early = _workers("ztf_ingest", "ztf_crossmatch", "ztf_ml", "ztf_science")
     try:
         _bridge(date)
         _wait_stuck_at_filter(client)

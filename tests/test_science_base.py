@@ -165,6 +165,7 @@ def test_ml_sends_to_science_or_straight_to_filter(settings, monkeypatch):
     from boom_tasks.ml.stage import MLResult
 
     monkeypatch.setattr(messages, "record_stage", lambda *a: None)
+    monkeypatch.setattr(messages, "record_stage_night", lambda *_: None)
     monkeypatch.setattr(messages, "get_client", lambda _: None)
     monkeypatch.setattr(messages, "wait_durable", lambda *_: None)
     monkeypatch.setattr(ml, "survey_models", lambda *_: [])
