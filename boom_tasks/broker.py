@@ -7,6 +7,7 @@ silently creates a default broker on localhost; :mod:`boom_tasks.actors` calls
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,32 @@ NAMESPACE = "dramatiq"
 #: Milliseconds a stage's result stays in the result backend.
 RESULT_TTL_MS = 24 * 3600 * 1000
 
+#: Environment variable naming this process's broker id. ``boom-workers`` gives each
+#: worker process it starts an id of its own, so that when the process dies it knows
+#: whose unacknowledged messages to requeue (Dramatiq's default is a random uuid).
+WORKER_ID_ENV = "BOOM_WORKER_ID"
+
 
 def setup_broker(settings: Settings) -> RedisBroker:
-    """Build the Valkey broker with the result backend and make it Dramatiq's global broker."""
-    broker = RedisBroker(url=settings.valkey.url, namespace=NAMESPACE)
+    """Build the Valkey broker with the result backend and make it Dramatiq's global broker.
+
+    The broker's heartbeat timeout and maintenance chance come from
+    ``settings.worker`` (see :class:`~boom_tasks.settings.WorkerSettings`): together
+    they bound how long a dead worker's messages wait before Dramatiq requeues them.
+    The poison guard counts each message's deliveries, so one that keeps killing its
+    worker is split or quarantined instead of being redelivered forever.
+    """
+    from boom_tasks.workers.poison import PoisonGuard
+
+    broker = RedisBroker(
+        url=settings.valkey.url,
+        namespace=NAMESPACE,
+        heartbeat_timeout=settings.worker.heartbeat_timeout_ms,
+        maintenance_chance=settings.worker.maintenance_chance,
+    )
+    broker.broker_id = os.environ.get(WORKER_ID_ENV) or broker.broker_id
     broker.add_middleware(Results(backend=RedisBackend(url=settings.valkey.url)))
+    broker.add_middleware(PoisonGuard(settings))
     dramatiq.set_broker(broker)
     return broker
 
