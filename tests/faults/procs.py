@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,10 +49,16 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+
+
+def children(pid: int) -> list[int]:
+    """Return the pids of ``pid``'s children (none if it is gone)."""
+    try:
+        return [c.pid for c in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def slot_parents(supervisor: subprocess.Popen) -> list[int]:
@@ -66,10 +73,8 @@ def worker_pids(supervisor: subprocess.Popen) -> list[int]:
     """Return the pids of the worker processes proper (the ``dramatiq`` parents' children)."""
     out = []
     for parent in slot_parents(supervisor):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             out += [c.pid for c in psutil.Process(parent).children()]
-        except psutil.NoSuchProcess:
-            pass
     return out
 
 

@@ -8,8 +8,11 @@ process that holds it and time its redelivery.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -115,7 +118,7 @@ def test_a_killed_worker_is_replaced_and_its_message_redelivered_at_once(
         # When the dramatiq parent of the process holding the next message is SIGKILLed
         # (its worker, orphaned, must not go on with the message)
         candids2, message2 = _send_crossmatch(services, mongo_db, 12)
-        parent = {w: p for p in procs.slot_parents(supervisor) for w in _children(p)}
+        parent = {w: p for p in procs.slot_parents(supervisor) for w in procs.children(p)}
         delay2 = _kill_holder_and_time_redelivery(valkey, message2.message_id, parent.get)
         print(f"redelivery after the dramatiq parent's SIGKILL: {delay2:.1f}s")
         assert delay2 < 30
@@ -132,24 +135,11 @@ def test_a_killed_worker_is_replaced_and_its_message_redelivered_at_once(
     assert not procs.worker_pids(supervisor)
 
 
-def _children(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [c.pid for c in psutil.Process(pid).children()]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def test_without_supervisor_the_broker_requeues_a_dead_workers_message_within_bound(
     services, mongo_db, clean_chain, tmp_path
 ):
     # Given two plain dramatiq pools (as two containers), not supervised by us
     env = {"BOOM_FAULT_TRACE": "1", "BOOM_FAULT_HOLD": "ztf_crossmatch:3"}
-    import os
-    import sys
-    from pathlib import Path
-
     dramatiq = str(Path(sys.executable).parent / "dramatiq")
     cmd = [dramatiq, "boom_tasks.actors", "tests.faults.hooks", "--processes", "1"]
     pools = [
