@@ -8,6 +8,7 @@ silently creates a default broker on localhost; :mod:`boom_tasks.actors` calls
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
 from boom_tasks.errors import TransientError
+from boom_tasks.retry import retry_transient
+from boom_tasks.services.valkey import valkey_errors
 from boom_tasks.settings import Settings, WorkerSettings
 
 if TYPE_CHECKING:
@@ -33,6 +36,45 @@ RESULT_TTL_MS = 24 * 3600 * 1000
 #: whose unacknowledged messages to requeue (Dramatiq's default is a random uuid).
 WORKER_ID_ENV = "BOOM_WORKER_ID"
 
+#: First and largest wait (seconds) between two attempts to send a message while
+#: Valkey is unreachable: a restart with AOF takes a few seconds.
+ENQUEUE_BACKOFF_S = 0.2
+ENQUEUE_MAX_BACKOFF_S = 5.0
+
+
+class ValkeyBroker(RedisBroker):
+    """Dramatiq's Redis broker whose sends ride out a short Valkey outage.
+
+    ``enqueue`` is how a stage hands its batch on, how Dramatiq's Retries middleware
+    schedules a retry and how the bridge queues a batch. Dramatiq's own raises
+    redis' ``ConnectionError`` while Valkey restarts: a stage then dead-lettered its
+    batch (not a transient error), and a retry scheduled during the outage was lost
+    (the middleware's error is only logged, then the failed message acknowledged).
+    Here a send is retried with backoff for up to ``enqueue_timeout_s``, then fails
+    with :class:`~boom_tasks.errors.ServiceUnavailable`, a transient error.
+    A send retried after a lost reply may be doubled: every stage is idempotent.
+    """
+
+    def __init__(self, *, enqueue_timeout_s: float, **options: Any) -> None:
+        super().__init__(**options)
+        self.enqueue_timeout_s = enqueue_timeout_s
+
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        """Enqueue ``message`` (see :class:`RedisBroker`), retrying while Valkey is away."""
+        deadline = time.monotonic() + self.enqueue_timeout_s
+
+        def send() -> dramatiq.Message:
+            with valkey_errors(f"sending a message to {message.queue_name}"):
+                return super(ValkeyBroker, self).enqueue(message, delay=delay)
+
+        return retry_transient(
+            send,
+            what=f"sending a message to {message.queue_name}",
+            backoff_s=ENQUEUE_BACKOFF_S,
+            max_backoff_s=ENQUEUE_MAX_BACKOFF_S,
+            should_stop=lambda: time.monotonic() > deadline,
+        )
+
 
 def setup_broker(settings: Settings) -> RedisBroker:
     """Build the Valkey broker with the result backend and make it Dramatiq's global broker.
@@ -45,7 +87,8 @@ def setup_broker(settings: Settings) -> RedisBroker:
     """
     from boom_tasks.workers.poison import PoisonGuard
 
-    broker = RedisBroker(
+    broker = ValkeyBroker(
+        enqueue_timeout_s=settings.worker.enqueue_timeout_s,
         url=settings.valkey.url,
         namespace=NAMESPACE,
         heartbeat_timeout=settings.worker.heartbeat_timeout_ms,

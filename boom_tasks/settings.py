@@ -167,6 +167,10 @@ class WorkerSettings(Section):
     #: sorted-set range reads when no worker is dead. ``boom-workers`` also requeues
     #: a dead child's messages at once; this is the net when nothing supervises.
     maintenance_chance: int = Field(200_000, ge=1, le=1_000_000)
+    #: Seconds a message send (a hand-off, a scheduled retry, a bridge batch) keeps
+    #: retrying while Valkey is unreachable before it fails as transient: a Valkey
+    #: restart must not dead-letter a batch nor lose a retry.
+    enqueue_timeout_s: float = Field(120.0, ge=0)
     #: Deliveries of one message that may end with its worker process dying before the
     #: message is taken for poison: a batch is then split in halves, a single alert is
     #: quarantined with the reason, so a crash-inducing alert is never redelivered forever.
