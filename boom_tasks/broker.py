@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
@@ -97,6 +98,8 @@ def setup_broker(settings: Settings) -> RedisBroker:
     broker.broker_id = os.environ.get(WORKER_ID_ENV) or broker.broker_id
     broker.add_middleware(Results(backend=RedisBackend(url=settings.valkey.url)))
     broker.add_middleware(PoisonGuard(settings))
+    # The output stage's publication claims are keyed by the current message's id.
+    broker.add_middleware(CurrentMessage())
     dramatiq.set_broker(broker)
     return broker
 

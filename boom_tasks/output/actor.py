@@ -10,8 +10,10 @@ import dramatiq
 
 from boom_tasks.broker import queue_name, stage_actor
 from boom_tasks.messages import check_version, hand_on
+from boom_tasks.output import claims
 from boom_tasks.output.publish import get_producer, publish_batch
 from boom_tasks.services.mongo import get_db
+from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import Settings
 from boom_tasks.surveys.base import Survey
 
@@ -32,9 +34,12 @@ def declare(
         check_version(name, version)
         started = time.monotonic()
         producer = get_producer(settings.kafka)
-        sent = publish_batch(
-            get_db(settings.mongo), survey, producer, candids, times, settings.output
-        )
+        # Only candids this delivery holds: a concurrent delivery of the same candid
+        # publishes it instead (see output/claims.py), so nothing is published twice.
+        valkey, token = get_client(settings.valkey), claims.delivery_token()
+        mine = claims.claim(valkey, survey, candids, token)
+        sent = publish_batch(get_db(settings.mongo), survey, producer, mine, times, settings.output)
+        claims.release(valkey, survey, mine, token)
         hand_on(settings, survey.name, "published", candids, times, next_stage)
         log.info(
             "%s: %d alerts, %d published in %.2fs",

@@ -39,7 +39,7 @@ from boom_tasks.filter.store import add_filter, set_active
 from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.monitor.stats import stage_totals
 from boom_tasks.replay.producer import produce_packets
-from boom_tasks.settings import Settings
+from boom_tasks.settings import Settings, WorkerSettings
 from boom_tasks.surveys.ztf import ZTF
 from boom_tasks.surveys.ztf.synth import synth_alerts
 from tests.chainrun import read_topic
@@ -132,6 +132,11 @@ class ChaosRun:
             "BOOM_BRIDGE__MAX_QUEUED_ALERTS": str(config.max_queued),
             "BOOM_BRIDGE__RESUME_QUEUED_ALERTS": str(config.max_queued // 2),
             "BOOM_WORKER__RESTART_BACKOFF_S": "0.5",
+            # The production retry policy (the test configuration's is short): a stage
+            # must ride out a MongoDB restart by retrying, not dead-letter its batch.
+            "BOOM_WORKER__MAX_RETRIES": str(WorkerSettings().max_retries),
+            "BOOM_WORKER__MIN_BACKOFF_MS": str(WorkerSettings().min_backoff_ms),
+            "BOOM_WORKER__MAX_BACKOFF_MS": str(WorkerSettings().max_backoff_ms),
             "BOOM_FAULT_TRACE": "1",
         }
         self.valkey = redis.Redis(
@@ -269,6 +274,7 @@ class ChaosRun:
         kind = fault.kind
         if kind == BRIDGE and (self.bridge_done or self.bridge is None):
             kind = fault.kind = WORKER  # the bridge already reached the end of the topic
+            fault.note = "(the bridge had finished: a worker instead)"
         fault.counter = "ingested" if kind == BRIDGE else "total"
         fault.base = self._counter(fault.counter) or 0
         fault.struck = time.time()
