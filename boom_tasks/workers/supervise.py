@@ -75,6 +75,8 @@ class Supervisor:
         self.worker: WorkerSettings = settings.worker
         self.slots = [Slot(i, cmd) for i, cmd in enumerate(commands)]
         self.stopping = False
+        #: Dead workers whose messages could not be requeued yet (Valkey was away).
+        self.unrequeued: set[str] = set()
         self.tag = f"{os.uname().nodename}-{os.getpid()}"
 
     def request_stop(self, *_: object) -> None:
@@ -90,6 +92,8 @@ class Supervisor:
                     self._on_exit(slot, now)
                 if slot.proc is None and slot.restart_at is not None and now >= slot.restart_at:
                     self._start(slot)
+            for worker_id in list(self.unrequeued):
+                self._requeue(worker_id)
             time.sleep(POLL_S)
         self.stop_all()
         return 0
@@ -105,17 +109,18 @@ class Supervisor:
 
     def _on_exit(self, slot: Slot, now: float) -> None:
         assert slot.proc is not None
-        code, lived = slot.proc.returncode, now - slot.started
+        pid, code, lived = slot.proc.pid, slot.proc.returncode, now - slot.started
         slot.exits.append(code)
-        _kill_group(slot.proc.pid)
+        _kill_group(pid)
         moved = self._requeue(slot.worker_id)
         slot.backoff = next_backoff(slot.backoff, lived, self.worker)
         slot.restarts += 1
         slot.proc, slot.restart_at = None, time.monotonic() + slot.backoff
         log.error(
-            "worker slot %d: pid exited with code %s after %.1fs; %d messages requeued; "
+            "worker slot %d: pid %d exited with code %s after %.1fs; %d messages requeued; "
             "restarting in %.1fs",
             slot.index,
+            pid,
             code,
             lived,
             moved,
@@ -123,12 +128,16 @@ class Supervisor:
         )
 
     def _requeue(self, worker_id: str) -> int:
+        """Requeue a dead worker's messages; if Valkey is away, try again next round."""
         try:
-            return requeue_worker(get_client(self.settings.valkey), NAMESPACE, worker_id)
+            moved = requeue_worker(get_client(self.settings.valkey), NAMESPACE, worker_id)
         except BoomError as e:
-            # Valkey down: the broker's heartbeat maintenance requeues them later.
-            log.error("could not requeue the messages of %s now (%s)", worker_id, e)
+            if worker_id not in self.unrequeued:
+                log.error("cannot requeue the messages of %s yet (%s); will retry", worker_id, e)
+            self.unrequeued.add(worker_id)
             return 0
+        self.unrequeued.discard(worker_id)
+        return moved
 
     def stop_all(self) -> None:
         """SIGTERM every slot's group, wait ``stop_timeout_s``, SIGKILL, requeue leftovers."""

@@ -54,11 +54,17 @@ def _kill(pid: int) -> None:
 
 
 def children(pid: int) -> list[int]:
-    """Return the pids of ``pid``'s children (none if it is gone)."""
+    """Return the pids of ``pid``'s living children (a killed one not yet reaped is not)."""
     try:
-        return [c.pid for c in psutil.Process(pid).children()]
+        kids = psutil.Process(pid).children()
     except psutil.NoSuchProcess:
         return []
+    out = []
+    for c in kids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if c.status() != psutil.STATUS_ZOMBIE:
+                out.append(c.pid)
+    return out
 
 
 def slot_parents(supervisor: subprocess.Popen) -> list[int]:
@@ -71,11 +77,7 @@ def slot_parents(supervisor: subprocess.Popen) -> list[int]:
 
 def worker_pids(supervisor: subprocess.Popen) -> list[int]:
     """Return the pids of the worker processes proper (the ``dramatiq`` parents' children)."""
-    out = []
-    for parent in slot_parents(supervisor):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            out += [c.pid for c in psutil.Process(parent).children()]
-    return out
+    return [w for parent in slot_parents(supervisor) for w in children(parent)]
 
 
 def sigkill(pid: int) -> float:
