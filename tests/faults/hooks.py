@@ -17,6 +17,7 @@ Environment variables choose what it does:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
@@ -38,7 +40,10 @@ TRACE_KEY = "boom:faults:trace"
 def trace(event: str, **fields: Any) -> None:
     """Append one trace record (Valkey list :data:`TRACE_KEY`)."""
     record = {"event": event, "pid": os.getpid(), "t": time.time(), **fields}
-    get_client(get_settings().valkey).rpush(TRACE_KEY, json.dumps(record))
+    # A record lost while Valkey restarts is only a gap in the trace: the hook must
+    # never be what kills a worker.
+    with contextlib.suppress(redis.RedisError):
+        get_client(get_settings().valkey).rpush(TRACE_KEY, json.dumps(record))
 
 
 def read_trace(client: Any) -> list[dict[str, Any]]:
