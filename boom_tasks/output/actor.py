@@ -38,8 +38,12 @@ def declare(
         # publishes it instead (see output/claims.py), so nothing is published twice.
         valkey, token = get_client(settings.valkey), claims.delivery_token()
         mine = claims.claim(valkey, survey, candids, token)
-        sent = publish_batch(get_db(settings.mongo), survey, producer, mine, times, settings.output)
-        claims.release(valkey, survey, mine, token)
+        try:
+            sent = publish_batch(
+                get_db(settings.mongo), survey, producer, mine, times, settings.output
+            )
+        finally:  # a failed delivery leaves its alerts to others (a dead one, to its redelivery)
+            claims.release(valkey, survey, mine, token)
         hand_on(settings, survey.name, "published", candids, times, next_stage)
         log.info(
             "%s: %d alerts, %d published in %.2fs",

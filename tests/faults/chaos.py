@@ -315,8 +315,15 @@ class ChaosRun:
         else:
             subprocess.run([*services, "down", "--only", fault.kind], capture_output=True)
         up = subprocess.run([*services, "up", "--only", fault.kind], capture_output=True)
-        if up.returncode != 0:
-            fault.note = f"{fault.kind} did not come back: {up.stderr.decode()[-300:]}"
+        # "back" means answering: ask until it does (a slow start may outlast ``up``'s wait)
+        deadline = time.monotonic() + 180
+        status = [*services, "status", "--only", fault.kind]
+        while subprocess.run(status, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                fault.note = f"{fault.kind} did not come back: {up.stderr.decode()[-200:]}"
+                return
+            subprocess.run([*services, "up", "--only", fault.kind], capture_output=True)
+            time.sleep(1)
         fault.base = self._counter(fault.counter) or 0
         fault.back = time.time()
 
