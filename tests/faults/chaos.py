@@ -33,6 +33,7 @@ from typing import Any
 
 import pymongo
 import redis
+from dramatiq import Message
 
 from bench.filters import bench_filters
 from boom_tasks.filter.store import add_filter, set_active
@@ -236,17 +237,22 @@ class ChaosRun:
         return totals.get("ingested", 0) if name == "ingested" else sum(totals.values())
 
     def _drained(self) -> bool:
+        """Tell whether no stage has work left (a dead-lettered batch is no work: it is lost)."""
         keys = [
             f"dramatiq:ztf_{s}{x}.msgs"
             for s in ("ingest", "crossmatch", "ml", "filter", "output")
             for x in ("", ".DQ")
         ]
         try:
-            return not self.valkey.hlen("boom:ztf:pending") and not any(
-                self.valkey.hlen(k) for k in keys
-            )
+            if any(self.valkey.hlen(k) for k in keys):
+                return False
+            pending = {k.decode() for k in self.valkey.hkeys("boom:ztf:pending")}
+            dead = self.valkey.hvals("dramatiq:ztf_ingest.XQ.msgs")
         except redis.RedisError:
             return False
+        # A batch whose ingest message was dead-lettered stays pending for ever: the
+        # checks then count its alerts lost and its dead letter, instead of a hang.
+        return pending <= {Message.decode(raw).args[0] for raw in dead}
 
     # Step 3 -----------------------------------------------------------------
     def _loop(self, supervisor: subprocess.Popen, faults: list[Fault], started: float) -> None:
