@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pymongo
 import redis
 from dramatiq import Message
@@ -319,7 +320,7 @@ class ChaosRun:
             os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
             time.sleep(1)
         else:
-            subprocess.run([*services, "down", "--only", fault.kind], capture_output=True)
+            self._stop_server(fault.kind)
         up = subprocess.run([*services, "up", "--only", fault.kind], capture_output=True)
         # "back" means answering: ask until it does (a slow start may outlast ``up``'s wait)
         deadline = time.monotonic() + 180
@@ -332,6 +333,28 @@ class ChaosRun:
             time.sleep(1)
         fault.base = self._counter(fault.counter) or 0
         fault.back = time.time()
+
+    def _stop_server(self, kind: str) -> None:
+        """SIGTERM our Kafka or MongoDB server and wait until it is gone (SIGKILL after 60 s).
+
+        Found by its command line (marker and data folder), not only by its pid file:
+        a server restarted by ``up`` after a failed start may have none.
+        """
+        home, marker = str(self.settings.local.path()), {KAFKA: "kafka.Kafka", MONGO: "secantus"}
+        victims = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if marker[kind].lower() in " ".join(p.info["cmdline"] or []).lower()
+            and home in " ".join(p.info["cmdline"] or [])
+        ]
+        if not victims:
+            raise AssertionError(f"no {kind} server of {home} to restart")
+        for p in victims:
+            p.terminate()
+        _, alive = psutil.wait_procs(victims, timeout=60)
+        for p in alive:
+            p.kill()
+        psutil.wait_procs(alive, timeout=10)
 
     def _watch_recovery(self, faults: list[Fault]) -> None:
         now = time.time()
