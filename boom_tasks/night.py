@@ -1,7 +1,7 @@
 """The main job: replay one night through the whole running broker and report.
 
 Step 1: produce the night's packets to its Kafka topic (``boom-produce``).
-Step 2: start Dramatiq worker processes (``dramatiq boom_tasks.actors``).
+Step 2: start supervised Dramatiq worker processes (``boom-workers``).
 Step 3: run the bridge to the end of the topic (``boom-bridge --exit-on-eof``).
 Step 4: wait until every queued batch has gone through every stage (ingest,
         crossmatch, ML), stop the workers, and print what is now in MongoDB:
@@ -54,13 +54,22 @@ def bin_path(name: str) -> str:
 
 
 def start_workers(processes: int, threads: int = 2) -> subprocess.Popen:
-    """Start ``dramatiq boom_tasks.actors`` with ``processes`` worker processes."""
-    cmd = [bin_path("dramatiq"), "boom_tasks.actors", "--processes", str(processes)]
-    return subprocess.Popen([*cmd, "--threads", str(threads)])
+    """Start ``boom-workers``: ``processes`` supervised Dramatiq worker processes.
+
+    Each worker process is restarted when it dies, and its unacknowledged messages
+    requeued at once (:mod:`boom_tasks.workers.supervise`), so a night survives a
+    worker's crash instead of stopping every worker.
+    """
+    cmd = [bin_path("boom-workers"), "--processes", str(processes), "--threads", str(threads)]
+    return subprocess.Popen(cmd)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Stop a child with SIGTERM (graceful), then SIGKILL if it lingers."""
+def stop(proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Stop a child with SIGTERM (graceful), then SIGKILL if it lingers.
+
+    ``timeout`` exceeds ``worker.stop_timeout_s`` (60 s by default), the time
+    ``boom-workers`` gives its processes before killing them itself.
+    """
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=timeout)

@@ -162,6 +162,35 @@ class WorkerSettings(Section):
     max_backoff_ms: int = Field(60_000, ge=0)
     #: Milliseconds an actor may run on one batch before Dramatiq interrupts it.
     time_limit_ms: int = Field(10 * 60_000, ge=1_000)
+    #: Milliseconds without a heartbeat after which Dramatiq's broker takes a worker
+    #: process for dead and requeues its unacknowledged messages (Dramatiq's default,
+    #: 60 s, plus its rare maintenance left a dead worker's batch stranded for minutes).
+    #: A live worker beats at least every second (each consumer polls Valkey), so 30 s
+    #: never mistakes a busy worker for a dead one.
+    heartbeat_timeout_ms: int = Field(30_000, ge=5_000)
+    #: Broker commands in a million that run the requeue maintenance (Dramatiq: 1,000).
+    #: 200,000 (1 in 5) makes a dead worker's messages come back within seconds of the
+    #: heartbeat timeout even on an idle queue polled once a second; each run is two
+    #: sorted-set range reads when no worker is dead. ``boom-workers`` also requeues
+    #: a dead child's messages at once; this is the net when nothing supervises.
+    maintenance_chance: int = Field(200_000, ge=1, le=1_000_000)
+    #: Seconds a message send (a hand-off, a scheduled retry, a bridge batch) keeps
+    #: retrying while Valkey is unreachable before it fails as transient: a Valkey
+    #: restart must not dead-letter a batch nor lose a retry.
+    enqueue_timeout_s: float = Field(120.0, ge=0)
+    #: Deliveries of one message that may end with its worker process dying before the
+    #: message is taken for poison: a batch is then split in halves, a single alert is
+    #: quarantined with the reason, so a crash-inducing alert is never redelivered forever.
+    max_deliveries: int = Field(3, ge=1)
+    #: Seconds ``boom-workers`` waits before restarting a dead worker process; doubled
+    #: at each quick death up to ``max_restart_backoff_s`` (a crash loop does not spin).
+    restart_backoff_s: float = Field(1.0, ge=0)
+    max_restart_backoff_s: float = Field(10.0, ge=0)
+    #: Seconds a worker process must live for its restart backoff to be reset.
+    stable_after_s: float = Field(60.0, ge=0)
+    #: Seconds ``boom-workers`` gives its processes to finish their messages on SIGTERM
+    #: before SIGKILL (their unfinished messages are then requeued).
+    stop_timeout_s: float = Field(60.0, ge=0)
 
 
 class LocalServicesSettings(Section):

@@ -11,9 +11,11 @@ import dramatiq
 
 from boom_tasks.broker import queue_name, stage_actor
 from boom_tasks.messages import check_version, hand_on
+from boom_tasks.output import claims
 from boom_tasks.output.provenance import stack_provenance
 from boom_tasks.output.publish import get_producer, publish_batch
 from boom_tasks.services.mongo import get_db
+from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import Settings
 from boom_tasks.surveys.base import Survey
 
@@ -36,9 +38,16 @@ def declare(
         producer = get_producer(settings.kafka)
         db, stack = get_db(settings.mongo), stack_provenance(settings, survey)
         per_filter: Counter[str] = Counter()
-        sent = publish_batch(
-            db, survey, producer, candids, times, settings.output, stack, per_filter=per_filter
-        )
+        # Only candids this delivery holds: a concurrent delivery of the same candid
+        # publishes it instead (see output/claims.py), so nothing is published twice.
+        valkey, token = get_client(settings.valkey), claims.delivery_token()
+        mine = claims.claim(valkey, survey, candids, token)
+        try:
+            sent = publish_batch(
+                db, survey, producer, mine, times, settings.output, stack, per_filter=per_filter
+            )
+        finally:  # a failed delivery leaves its alerts to others (a dead one, to its redelivery)
+            claims.release(valkey, survey, mine, token)
         hand_on(
             settings, survey.name, "published", candids, times, next_stage, by_filter=per_filter
         )

@@ -40,6 +40,9 @@ TRANSIENT = (
     pymongo_errors.NetworkTimeout,
     pymongo_errors.ServerSelectionTimeoutError,
     pymongo_errors.ExecutionTimeout,
+    # A cursor the server forgot (it restarted mid-read): reading again works. Seen by
+    # the fault suite as a dead-lettered output batch after a MongoDB restart.
+    pymongo_errors.CursorNotFound,
 )
 
 

@@ -83,7 +83,8 @@ def to_documents(record: dict[str, Any], now: dt.datetime) -> AlertDocs:
     Raises
     ------
     AlertRejected
-        If ``candid``, ``objectId`` or the position is missing or invalid.
+        If ``candid``, ``objectId``, the position or the time (``jd``) is missing or
+        invalid.
     """
     candidate = record.get("candidate")
     if not isinstance(candidate, dict):
@@ -95,6 +96,11 @@ def to_documents(record: dict[str, Any], now: dt.datetime) -> AlertDocs:
     if not isinstance(object_id, str) or not object_id:
         raise AlertRejected("missing objectId (a prototype packet from before ZTF named objects?)")
     ra, dec = checked_position(candidate.get("ra"), candidate.get("dec"))
+    jd = candidate.get("jd")
+    # The light-curve merge keys every point by jd: an alert without one (a corrupted
+    # schema naming the field otherwise) failed its whole batch (seen by bench/faults.py).
+    if isinstance(jd, bool) or not isinstance(jd, int | float) or not math.isfinite(jd):
+        raise AlertRejected(f"missing or invalid candidate.jd: {jd!r}")
     candidate = with_boom_fields(candidate)
     alert = {
         "_id": candid,
