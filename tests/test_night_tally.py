@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from boom_tasks.conductor.counters import STAGES, StageNight
 from boom_tasks.conductor.demo import FILTER_DOCS, example_filters
-from boom_tasks.conductor.tally import gaps, problems, totals
+from boom_tasks.conductor.tally import Gap, gaps, problems, totals
+from boom_tasks.conductor.whereabouts import Found, locate
 from boom_tasks.filter.validate import validate_pipeline
 from boom_tasks.surveys.lsst import LSST
 from boom_tasks.surveys.ztf import ZTF
@@ -80,3 +81,14 @@ def test_the_docs_example_filters_are_found_named_and_valid():
         assert validate_pipeline(pipeline, aux_collection=ZTF.aux) == pipeline
     # The LSST example reads ZTF's matches: written for LSST, not for ZTF
     assert len(example_filters(text, LSST)) == len(ztf) + 1
+
+
+def test_a_batch_owed_to_the_filters_is_found_in_the_science_queue_before_them():
+    # Given a batch the filters never ran, whose message waits in ztf_science
+    # (science sits between ML and the filters and stamps nothing)
+    gap = Gap(receipt="r1", stage="filtered", expected=3, handled=0)
+    index = {("science", "r1"): Found("ztf_science", "waiting", [3, 1, 2])}
+    # When the report locates it (the message names the candids: Valkey is not read)
+    (stop,) = locate(None, "ZTF", "ztf", "20240617", [gap], index, limit=10)  # type: ignore[arg-type]
+    # Then it is named waiting in the science queue, not lost
+    assert (stop.queue, stop.state, stop.candids) == ("ztf_science", "waiting", [1, 2, 3])

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from boom_tasks.conductor.counters import STAGES, StageNight
 from boom_tasks.monitor.stats import percentile
 
-#: The queue (``<survey>_<queue>``) of the stage that stamps each time.
+#: The queues (``<survey>_<queue>``) that may hold a batch owed to each stamp: the
+#: stamping stage's own, after the hops that stamp nothing (science, which only some
+#: surveys have, sits between ML and the filters).
 QUEUE_OF = {
-    "ingested": "ingest",
-    "crossmatched": "crossmatch",
-    "enriched": "ml",
-    "filtered": "filter",
-    "published": "output",
+    "ingested": ("ingest",),
+    "crossmatched": ("crossmatch",),
+    "enriched": ("ml",),
+    "filtered": ("science", "filter"),
+    "published": ("output",),
 }
 #: Latency percentiles reported per stage.
 PERCENTILES = (50.0, 90.0, 99.0)

@@ -62,7 +62,7 @@ def _receipt(message: Message) -> tuple[str | None, list[int] | None]:
 def queued_by_receipt(valkey: redis.Redis, prefix: str) -> dict[tuple[str, str], Found]:
     """Index every message of a survey's stage queues by (queue suffix, receipt key)."""
     index: dict[tuple[str, str], Found] = {}
-    for queue in QUEUE_OF.values():
+    for queue in {q for queues in QUEUE_OF.values() for q in queues}:
         name = f"{prefix}_{queue}"
         errors = {d.redis_id: d.error for d in dead_letters(valkey, name, DEAD_LETTERS_READ)}
         for suffix, state in _STATES:
@@ -93,8 +93,9 @@ def locate(
     """
     stops = []
     for gap in found_gaps:
-        queue = QUEUE_OF[gap.stage]
-        hit = index.get((queue, gap.receipt))
+        hits = [(q, index.get((q, gap.receipt))) for q in QUEUE_OF[gap.stage]]
+        # The queue holding the batch, else the stage's own (the last of them).
+        queue, hit = next(((q, h) for q, h in hits if h is not None), hits[-1])
         candids = hit.candids if hit and hit.candids is not None else None
         if candids is None and gap.stage != "ingested":
             candids = batch_candids(valkey, survey, night, gap.receipt)
