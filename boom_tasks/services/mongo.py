@@ -25,6 +25,7 @@ from boom_tasks.errors import (
     PermanentError,
     QueryRejected,
     QueryTimeout,
+    ResultTooLarge,
     ServiceUnavailable,
 )
 from boom_tasks.settings import MongoSettings
@@ -191,6 +192,11 @@ def mongo_errors(what: str) -> Iterator[None]:
         raise PermanentError(f"MongoDB error while {what}: {e}") from None
 
 
+#: Server error codes of a result over the document size limit: BSONObjectTooLarge, and
+#: ``$facet``'s own check of the document it builds (MongoDB 4.4+).
+TOO_LARGE_CODES = frozenset({10334, 4031700})
+
+
 @contextmanager
 def user_query(max_time_ms: int) -> Iterator[None]:
     """Translate the errors of a user's query (a filter, an API query) run inside the block.
@@ -199,6 +205,8 @@ def user_query(max_time_ms: int) -> Iterator[None]:
     ------
     QueryTimeout
         If the server stopped it at ``max_time_ms``.
+    ResultTooLarge
+        If its result is over the server's document size limit (a ``$facet``).
     QueryRejected
         If the server refused it (an unknown operator, a type error at run time), or
         it holds a value BSON cannot encode (an integer over 64 bits, a string with a
@@ -212,7 +220,15 @@ def user_query(max_time_ms: int) -> Iterator[None]:
         raise QueryTimeout(f"stopped after its time budget of {max_time_ms} ms") from None
     except pymongo_errors.OperationFailure as e:
         message = (e.details or {}).get("errmsg") or str(e)
+        if e.code in TOO_LARGE_CODES:
+            raise ResultTooLarge(message) from None
         raise QueryRejected(message) from None
+    except pymongo_errors.ProtocolError as e:
+        # The driver's own check of a reply over its size limit: a server that does not
+        # enforce 16 MB itself (the local stand-in) sends the oversized result anyway.
+        if "larger than server max message size" in str(e):
+            raise ResultTooLarge(str(e)) from None
+        raise ServiceUnavailable(f"MongoDB reply unreadable while running a query: {e}") from None
     except TRANSIENT as e:
         raise ServiceUnavailable(f"MongoDB unavailable while running a query: {e}") from None
     except (InvalidDocument, OverflowError, UnicodeEncodeError) as e:
