@@ -18,6 +18,13 @@ Run with the catalogs loaded (``boom catalogs load vsx ...``) in the configured
 database: ``.venv/bin/python bench/pipeline.py --n 10000 --workers 1 2``;
 ``--durability both`` runs each broker twice, with durable hand-offs (the default:
 WAITAOF and journaled writes, docs/durability.md) and without, to price them.
+``--filters both`` runs each broker with the filters grouped (one ``$facet`` per
+group, the default) and as landed (one aggregation per filter), to compare them;
+the naive loop always runs them one at a time. ``--costs`` runs instrumented workers
+and bridge and prints each run's cost per stage per 1,000 alerts (bench/costs.py,
+docs/performance.md). ``--paced 0.5 0.8`` then feeds the last broker configuration in
+visit-sized bursts at those fractions of its measured rate (bench/paced.py) and
+draws throughput and latency over time (``--out``).
 """
 
 from __future__ import annotations
@@ -25,10 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +51,7 @@ from confluent_kafka import Consumer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import costs, paced  # noqa: E402
 from bench.filters import bench_filters  # noqa: E402
 from boom_tasks.config_base import project_path  # noqa: E402
 from boom_tasks.crossmatch.stage import crossmatch_batch, plan_catalogs  # noqa: E402
@@ -63,6 +75,11 @@ DATA = ROOT.parent / "shared" / "data"
 DURABILITY = {
     "on": {},
     "off": {"BOOM_VALKEY__DURABLE_LOCAL": "false", "BOOM_MONGO__WRITE_CONCERN": "acknowledged"},
+}
+#: Environment of the workers with the filters grouped or run one at a time (as landed).
+FILTERING = {
+    "grouped": {"BOOM_FILTERS__GROUPED": "true"},
+    "landed": {"BOOM_FILTERS__GROUPED": "false"},
 }
 STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
 #: Valkey database of the broker runs (flushed before each): their counters are their own.
@@ -124,6 +141,7 @@ def naive(settings: Settings, packets: list[bytes], db: Any, topic: str) -> tupl
     assert not problems, problems
     models = load_models(settings.ml, "ZTF", project_path(settings.ml.models_dir))
     filters = load_active(db, "ZTF")
+    one_at_a_time = settings.filters.model_copy(update={"grouped": False})
     producer = get_producer(settings.kafka)
     output = settings.output.model_copy(update={"results_topic": topic})
     start = time.time()
@@ -132,19 +150,24 @@ def naive(settings: Settings, packets: list[bytes], db: Any, topic: str) -> tupl
         candids = ingest_packets(db, ZTF, [packet], "naive").candids
         crossmatch_batch(db, ZTF, plans, candids)
         enrich_batch(db, ZTF, models, candids)
-        outcomes, _ = run_filters(db, ZTF, filters, candids, settings.filters)
+        outcomes, _ = run_filters(db, ZTF, filters, candids, one_at_a_time)
         if any(o.passes for o in outcomes):
             publish_batch(db, ZTF, producer, candids, {"received": received}, output)
     rate = len(packets) / (time.time() - start)
     return rate, latency(read_times(settings, topic))
 
 
+def queued(client: redis.Redis) -> int:
+    """Return the batches and stage messages waiting (0: drained)."""
+    keys = [f"dramatiq:{ZTF.queue_prefix}_{s}.msgs" for s in STAGES]
+    return int(client.hlen(f"boom:{ZTF.queue_prefix}:pending")) + sum(
+        int(client.hlen(k)) for k in keys
+    )
+
+
 def drained(client: redis.Redis) -> bool:
     """Return True when no batch or stage message is waiting."""
-    keys = [f"dramatiq:{ZTF.queue_prefix}_{s}.msgs" for s in STAGES]
-    return not client.hlen(f"boom:{ZTF.queue_prefix}:pending") and not any(
-        client.hlen(k) for k in keys
-    )
+    return queued(client) == 0
 
 
 def dashboard_view(valkey: redis.Redis) -> str:
@@ -159,43 +182,108 @@ def dashboard_view(valkey: redis.Redis) -> str:
     )
 
 
-def broker(
-    settings: Settings, source: str, n: int, k: int, db: Any, durability: str = "on"
-) -> tuple[float, str]:
-    """Run K workers and the bridge over the source topic; return (alerts/s, latency)."""
-    out_topic = f"bench-out-{uuid.uuid4().hex[:8]}"
-    valkey = redis.Redis(settings.valkey.host, settings.valkey.port, db=BENCH_VALKEY_DB)
-    valkey.flushdb()
-    env = {
+@dataclass
+class Run:
+    """How one broker run went."""
+
+    rate: float
+    summary: str
+    times: list[dict[str, float]] = field(default_factory=list)
+    #: Queue depth sampled during the run: (seconds since the start, messages waiting).
+    depth: list[tuple[float, int]] = field(default_factory=list)
+    cost_table: str = ""
+
+
+@dataclass
+class Options:
+    """How to run the broker: processes, environment, instrumentation, feeding."""
+
+    k: int
+    env: dict[str, str]
+    costs: bool = False
+    #: Feeds the source topic during the run (paced mode); None: already produced.
+    feed: Callable[[], None] | None = None
+    #: File receiving the workers' and the bridge's logs (None: discarded).
+    log: Path | None = None
+
+
+def _env(settings: Settings, db: Any, out_topic: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
         **os.environ,
         "BOOM_VALKEY__DB": str(BENCH_VALKEY_DB),
         "BOOM_MONGO__DATABASE": db.name,
         "BOOM_MONGO__CATALOG_DATABASE": settings.mongo.catalog_database or settings.mongo.database,
         "BOOM_OUTPUT__RESULTS_TOPIC": out_topic,
         "BOOM_KAFKA__GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-        **DURABILITY[durability],
+        **extra,
     }
-    dramatiq = str(Path(sys.executable).parent / "dramatiq")
+
+
+def broker(settings: Settings, source: str, n: int, db: Any, opts: Options) -> Run:
+    """Run K workers and the bridge over the source topic; return how it went."""
+    out_topic = f"bench-out-{uuid.uuid4().hex[:8]}"
+    valkey = redis.Redis(settings.valkey.host, settings.valkey.port, db=BENCH_VALKEY_DB)
+    valkey.flushdb()
+    monitoring = {"BOOM_MONGO__COMMAND_MONITORING": "true"} if opts.costs else {}
+    env = _env(settings, db, out_topic, {**opts.env, **monitoring})
+    bin_dir = Path(sys.executable).parent
+    module = "bench.cost_worker" if opts.costs else "boom_tasks.actors"
+    logs: Any = opts.log.open("ab") if opts.log else subprocess.DEVNULL
     workers = subprocess.Popen(
-        [dramatiq, "boom_tasks.actors", "--processes", str(k), "--threads", "2"],
+        [str(bin_dir / "dramatiq"), module, "--processes", str(opts.k), "--threads", "2"],
         env=env,
         cwd=ROOT,
-        stderr=subprocess.DEVNULL,
+        stderr=logs,
     )
     time.sleep(8)  # workers boot, ensure indexes and load the models before the clock starts
-    bridge = [str(Path(sys.executable).parent / "boom-bridge"), "ZTF", "--topic", source]
-    subprocess.run(
-        [*bridge, "--exit-on-eof"], env=env, cwd=ROOT, check=True, stderr=subprocess.DEVNULL
-    )
-    while not drained(valkey) or db[ZTF.alerts].estimated_document_count() < n:
-        time.sleep(0.2)
+    bridge_cmd = [str(bin_dir / "boom-bridge")]
+    if opts.costs:
+        bridge_cmd = [sys.executable, str(ROOT / "bench" / "cost_bridge.py")]
+    bridge_cmd += ["ZTF", "--topic", source]
+    data_dir = settings.local.path()
+    servers, worker_cpu = costs.server_cpu(data_dir), costs.process_cpu(workers.pid)
+    clock = time.time()
+    depth: list[tuple[float, int]] = []
+    if opts.feed is None:
+        subprocess.run([*bridge_cmd, "--exit-on-eof"], env=env, cwd=ROOT, check=True, stderr=logs)
+    else:
+        bridge = subprocess.Popen(bridge_cmd, env=env, cwd=ROOT, stderr=logs)
+        feeder = threading.Thread(target=opts.feed, daemon=True)
+        feeder.start()
+    feeding = opts.feed is not None
+    while feeding or not drained(valkey) or db[ZTF.alerts].estimated_document_count() < n:
+        feeding = opts.feed is not None and feeder.is_alive()
+        depth.append((time.time() - clock, queued(valkey)))
+        time.sleep(0.5)
     end = time.time()
+    if opts.feed is not None:
+        bridge.send_signal(signal.SIGTERM)
+        bridge.wait()
+    worker_cpu = costs.process_cpu(workers.pid) - worker_cpu
+    servers = {k: v - servers.get(k, 0.0) for k, v in costs.server_cpu(data_dir).items()}
     workers.terminate()
     workers.wait()
+    if opts.log:
+        logs.close()
     first = db[ZTF.alerts].find_one(sort=[("created_at", 1)])["created_at"].timestamp()
     times = read_times(settings, out_topic)
     start = min([t["received"] for t in times] or [first])
-    return n / (end - start), f"{latency(times)}\n{' ' * 36}{dashboard_view(valkey)}"
+    table = ""
+    if opts.costs:
+        table = _cost_table(valkey, n, servers, worker_cpu, end - start)
+    summary = f"{latency(times)}\n{' ' * 36}{dashboard_view(valkey)}"
+    return Run(n / (end - start), summary, times, depth, table)
+
+
+def _cost_table(
+    valkey: redis.Redis, n: int, servers: dict[str, float], worker_cpu: float, wall: float
+) -> str:
+    """Return the run's cost table; worker CPU outside messages is charged to dramatiq."""
+    account = costs.collect(valkey)
+    stages_cpu = sum(account[s].get("cpu_s", 0.0) for s in costs.ROWS if s != "bridge")
+    account["dramatiq"]["cpu_s"] = max(worker_cpu - stages_cpu, 0.0)
+    head = f"wall {wall * 1000 / n:.2f} s per 1,000 alerts; workers' CPU {worker_cpu:.1f} s"
+    return f"{head}\n{costs.table(account, n, servers)}"
 
 
 def check(naive_db: Any, db: Any, candids: list[int]) -> str:
@@ -221,7 +309,7 @@ def check(naive_db: Any, db: Any, candids: list[int]) -> str:
     return f"passes on the naive loop's alerts {verdict}; {active}/25 filters active"
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -232,7 +320,52 @@ def main() -> None:
         default="on",
         help="durable hand-offs in the broker runs (both: each run twice)",
     )
-    args = p.parse_args()
+    p.add_argument(
+        "--filters",
+        choices=["grouped", "landed", "both"],
+        default="grouped",
+        help="filters grouped in one $facet per chunk, or one aggregation each (as landed)",
+    )
+    p.add_argument("--costs", action="store_true", help="print each run's cost per stage")
+    p.add_argument(
+        "--paced",
+        type=float,
+        nargs="*",
+        default=[],
+        help="fractions of the last run's rate to feed it at, in visits (e.g. 0.5 0.8)",
+    )
+    p.add_argument("--visit", type=int, default=100, help="alerts per visit in paced mode")
+    p.add_argument("--out", type=Path, default=Path("/tmp/boom-bench"), help="table and PNG")
+    return p.parse_args()
+
+
+def _paced(
+    settings: Settings, args: argparse.Namespace, client: Any, packets: list[bytes], last: Any
+) -> list[str]:
+    """Feed the last broker configuration in visits at each fraction of its rate."""
+    name, rate, opts = last
+    lines = [f"paced runs of '{name}' (sustainable rate taken as its {rate:.1f} alerts/s):"]
+    runs = {}
+    for fraction in args.paced:
+        offered = fraction * rate
+        topic = f"bench-paced-{uuid.uuid4().hex[:8]}"
+        feed = paced.feeder(settings, topic, packets, offered, args.visit)
+        db = fresh_db(client, "bench_pipeline_paced")
+        paced_opts = Options(opts.k, opts.env, costs=False, feed=feed, log=opts.log)
+        run = broker(settings, topic, args.n, db, paced_opts)
+        label = f"{fraction:.0%} of sustainable"
+        runs[label] = run
+        lines.append(paced.summary(label, run, offered, args.n / offered))
+    client.drop_database("bench_pipeline_paced")
+    png = args.out / "paced.png"
+    paced.draw(runs, png)
+    lines.append(f"  throughput and latency over time: {png}")
+    return lines
+
+
+def main() -> None:
+    args = _args()
+    args.out.mkdir(parents=True, exist_ok=True)
     settings = get_settings()
     client = pymongo.MongoClient(settings.mongo.uri, tz_aware=True)
     packets = list(
@@ -247,20 +380,33 @@ def main() -> None:
     rate, lat = naive(settings, packets[: args.naive_n], naive_db, topic)
     results[f"naive loop ({args.naive_n} alerts)"] = (rate, lat)
     subset = [d["_id"] for d in naive_db[ZTF.alerts].find({}, {"_id": 1})]
-    checks = []
+    checks, tables, last = [], [], None
     modes = ["on", "off"] if args.durability == "both" else [args.durability]
+    filterings = ["landed", "grouped"] if args.filters == "both" else [args.filters]
     for k in args.workers:
         for mode in modes:
-            db = fresh_db(client, f"bench_pipeline_{k}")
-            name = f"broker, {k} process(es), durable {mode}"
-            results[name] = broker(settings, source, args.n, k, db, mode)
-            checks.append(f"  {name}: {check(naive_db, db, subset)}")
+            for filtering in filterings:
+                db = fresh_db(client, f"bench_pipeline_{k}")
+                name = f"broker, {k} proc, durable {mode}, {filtering}"
+                env = {**DURABILITY[mode], **FILTERING[filtering]}
+                opts = Options(k, env, args.costs, log=args.out / "processes.log")
+                run = broker(settings, source, args.n, db, opts)
+                results[name] = (run.rate, run.summary)
+                checks.append(f"  {name}: {check(naive_db, db, subset)}")
+                if run.cost_table:
+                    tables.append(f"{name}\n{run.cost_table}")
+                last = (name, run.rate, opts)
     for name in ["bench_pipeline_naive", *(f"bench_pipeline_{k}" for k in args.workers)]:
         client.drop_database(name)
-    print(f"\nN = {args.n} alerts ({os.cpu_count()} CPU cores)")
+    report = [f"N = {args.n} alerts ({os.cpu_count()} CPU cores)"]
     for name, (rate, lat) in results.items():
-        print(f"  {name:<32} {rate:8.1f} alerts/s   {lat}")
-    print("\n".join(checks))
+        report.append(f"  {name:<44} {rate:8.1f} alerts/s   {lat}")
+    report += [*checks, "", *tables]
+    if args.paced and last is not None:
+        report += _paced(settings, args, client, packets, last)
+    text = "\n".join(report)
+    (args.out / "pipeline.txt").write_text(text + "\n")
+    print(f"\n{text}\n(also in {args.out / 'pipeline.txt'})")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from boom_tasks.errors import (
     ResultTooLarge,
     ServiceUnavailable,
 )
+from boom_tasks.services.commands import COMMANDS
 from boom_tasks.settings import MongoSettings
 
 _client: pymongo.MongoClient | None = None
@@ -49,7 +50,11 @@ def get_client(mongo: MongoSettings) -> pymongo.MongoClient:
     global _client, _client_pid, _client_uri
     if _client is None or _client_pid != os.getpid() or _client_uri != mongo.uri:
         _client = pymongo.MongoClient(
-            mongo.uri, serverSelectionTimeoutMS=mongo.server_selection_timeout_ms, tz_aware=True
+            mongo.uri,
+            serverSelectionTimeoutMS=mongo.server_selection_timeout_ms,
+            tz_aware=True,
+            # Off by default: counting re-encodes replies (docs/performance.md).
+            event_listeners=[COMMANDS] if mongo.command_monitoring else [],
         )
         _client_pid, _client_uri = os.getpid(), mongo.uri
     return _client
