@@ -8,8 +8,8 @@ Step 1: group the filters by what the broker injects before their own stages: th
 Step 2: for each chunk of candids, one aggregation per group (:func:`group_pipeline`):
         the broker's ``$match``, the ``$lookup`` once (lifting every aux field any
         member names), then ``$facet`` with one sub-pipeline per filter: the filter's
-        own stages, after unsetting the lifted fields it does not name, so it sees
-        exactly the document it sees alone.
+        own stages, with the lifted fields it does not name unset before any stage
+        could see them, so it sees exactly the document it sees alone.
 Step 3: guarantees (:func:`run_group`): a chunk whose result is over the 16 MB
         document limit is split in halves and retried; a chunk the database refuses,
         or one past the group's budget, and every chunk after it, run one filter at a
@@ -19,6 +19,7 @@ Step 3: guarantees (:func:`run_group`): a chunk whose result is over the 16 MB
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -108,8 +109,28 @@ def group_pipeline(
     facet = {}
     for i, f in enumerate(filters):
         extra = sorted(set(group.aux_fields) - set(aux_fields_in(f.pipeline)))
-        facet[facet_name(i)] = [*([{"$unset": extra}] if extra else []), *f.pipeline]
+        facet[facet_name(i)] = _without(extra, f.pipeline)
     return [*stages, {"$facet": facet}]
+
+
+def _without(extra: list[str], pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return ``pipeline`` with ``extra`` fields unset before any stage that could see them.
+
+    A ``$match`` that does not name them sees them only through ``$$ROOT``/``$$CURRENT``,
+    so the ``$unset`` goes after the leading such ``$match`` stages: it then copies only
+    the alerts they keep (each stage copies every document on the local stand-in).
+    """
+    if not extra:
+        return pipeline
+    at = 0
+    while at < len(pipeline) and _blind_match(pipeline[at]):
+        at += 1
+    return [*pipeline[:at], {"$unset": extra}, *pipeline[at:]]
+
+
+def _blind_match(stage: dict[str, Any]) -> bool:
+    text = json.dumps(stage)
+    return next(iter(stage)) == "$match" and "$$ROOT" not in text and "$$CURRENT" not in text
 
 
 def _chunks(candids: Sequence[int], step: int) -> list[list[int]]:
