@@ -205,6 +205,8 @@ class Options:
     feed: Callable[[], None] | None = None
     #: File receiving the workers' and the bridge's logs (None: discarded).
     log: Path | None = None
+    #: Another checkout whose code the workers and the bridge run (the landed code).
+    tree: Path | None = None
 
 
 def _env(settings: Settings, db: Any, out_topic: str, extra: dict[str, str]) -> dict[str, str]:
@@ -226,13 +228,16 @@ def broker(settings: Settings, source: str, n: int, db: Any, opts: Options) -> R
     valkey.flushdb()
     monitoring = {"BOOM_MONGO__COMMAND_MONITORING": "true"} if opts.costs else {}
     env = _env(settings, db, out_topic, {**opts.env, **monitoring})
+    cwd = opts.tree or ROOT
+    if opts.tree:  # its boom_tasks comes first; the models stay where the data is
+        env |= {"PYTHONPATH": str(opts.tree), "BOOM_ML__MODELS_DIR": str(DATA / "models")}
     bin_dir = Path(sys.executable).parent
     module = "bench.cost_worker" if opts.costs else "boom_tasks.actors"
     logs: Any = opts.log.open("ab") if opts.log else subprocess.DEVNULL
     workers = subprocess.Popen(
         [str(bin_dir / "dramatiq"), module, "--processes", str(opts.k), "--threads", "2"],
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
         stderr=logs,
     )
     time.sleep(8)  # workers boot, ensure indexes and load the models before the clock starts
@@ -245,9 +250,9 @@ def broker(settings: Settings, source: str, n: int, db: Any, opts: Options) -> R
     clock = time.time()
     depth: list[tuple[float, int]] = []
     if opts.feed is None:
-        subprocess.run([*bridge_cmd, "--exit-on-eof"], env=env, cwd=ROOT, check=True, stderr=logs)
+        subprocess.run([*bridge_cmd, "--exit-on-eof"], env=env, cwd=cwd, check=True, stderr=logs)
     else:
-        bridge = subprocess.Popen(bridge_cmd, env=env, cwd=ROOT, stderr=logs)
+        bridge = subprocess.Popen(bridge_cmd, env=env, cwd=cwd, stderr=logs)
         feeder = threading.Thread(target=opts.feed, daemon=True)
         feeder.start()
     feeding = opts.feed is not None
@@ -322,9 +327,15 @@ def _args() -> argparse.Namespace:
     )
     p.add_argument(
         "--filters",
-        choices=["grouped", "landed", "both"],
+        choices=["grouped", "landed", "both", "all"],
         default="grouped",
-        help="filters grouped in one $facet per chunk, or one aggregation each (as landed)",
+        help="filters grouped in one $facet per chunk, or one aggregation each (as landed); "
+        "all: also the --landed-tree code",
+    )
+    p.add_argument(
+        "--landed-tree",
+        type=Path,
+        help="checkout of the landed code (git archive): the 'landed' runs use its code",
     )
     p.add_argument("--costs", action="store_true", help="print each run's cost per stage")
     p.add_argument(
@@ -337,6 +348,22 @@ def _args() -> argparse.Namespace:
     p.add_argument("--visit", type=int, default=100, help="alerts per visit in paced mode")
     p.add_argument("--out", type=Path, default=Path("/tmp/boom-bench"), help="table and PNG")
     return p.parse_args()
+
+
+def _variant(args: argparse.Namespace, k: int, mode: str, filtering: str) -> tuple[str, Options]:
+    """Return the name and options of one broker run.
+
+    ``filtering`` is "grouped", "landed" (this code, one filter at a time) or "code"
+    (the ``--landed-tree`` code, which has no ``filters.grouped`` setting and refuses
+    unknown ones; its processes run without the cost account, which it lacks).
+    """
+    name = f"broker, {k} proc, durable {mode}, "
+    log = args.out / "processes.log"
+    if filtering == "code":
+        opts = Options(k, DURABILITY[mode], log=log, tree=args.landed_tree)
+        return name + "landed code", opts
+    opts = Options(k, {**DURABILITY[mode], **FILTERING[filtering]}, args.costs, log=log)
+    return name + ("one filter at a time" if filtering == "landed" else filtering), opts
 
 
 def _paced(
@@ -382,14 +409,16 @@ def main() -> None:
     subset = [d["_id"] for d in naive_db[ZTF.alerts].find({}, {"_id": 1})]
     checks, tables, last = [], [], None
     modes = ["on", "off"] if args.durability == "both" else [args.durability]
-    filterings = ["landed", "grouped"] if args.filters == "both" else [args.filters]
+    filterings = {"both": ["landed", "grouped"], "all": ["code", "landed", "grouped"]}.get(
+        args.filters, [args.filters]
+    )
+    if args.landed_tree and args.filters == "landed":
+        filterings = ["code"]
     for k in args.workers:
         for mode in modes:
             for filtering in filterings:
                 db = fresh_db(client, f"bench_pipeline_{k}")
-                name = f"broker, {k} proc, durable {mode}, {filtering}"
-                env = {**DURABILITY[mode], **FILTERING[filtering]}
-                opts = Options(k, env, args.costs, log=args.out / "processes.log")
+                name, opts = _variant(args, k, mode, filtering)
                 run = broker(settings, source, args.n, db, opts)
                 results[name] = (run.rate, run.summary)
                 checks.append(f"  {name}: {check(naive_db, db, subset)}")
