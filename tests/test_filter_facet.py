@@ -102,6 +102,12 @@ def test_grouped_passes_are_identical_to_one_filter_at_a_time(xdb):
     # Then every filter passes the same alerts with the same documents, and none failed
     assert all(o.error is None for o in grouped + solo)
     assert _passes(grouped) == _passes(solo)
+    # And the passes were recorded once: by the first run, none again by the second
+    assert all(o.new_passes == len(o.passes) for o in grouped)
+    assert all(o.new_passes == 0 for o in solo)
+    ids = {o.filter.id for o in grouped}
+    stored = db[ZTF.filter_passes].count_documents({"filter_id": {"$in": list(ids)}})
+    assert stored == sum(len(o.passes) for o in grouped)
     passing = {name for name, p in _passes(grouped).items() if p}
     assert len(passing) >= 20, f"too few filters pass anything: {sorted(passing)}"
     assert {"hosted", "short_history", "new", "history_only", "not_star"} <= passing

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from boom_tasks.errors import QueryRejected, QueryTimeout
@@ -34,7 +34,7 @@ from boom_tasks.filter.config import FilterSettings
 from boom_tasks.filter.facet import plan_groups, run_group
 from boom_tasks.filter.pipeline import chunked_run_pipelines
 from boom_tasks.filter.store import FILTERS, ActiveFilter
-from boom_tasks.services.mongo import mongo_errors, user_aggregate
+from boom_tasks.services.mongo import insert_new, mongo_errors, user_aggregate
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,11 @@ def record(
 ) -> list[str]:
     """Store the passes and the filters' health; return the filters deactivated."""
     passes = [p for o in outcomes for p in pass_documents(o, now)]
-    with mongo_errors(f"recording {survey.name} filter passes"):
+    what = f"recording {survey.name} filter passes"
+    with mongo_errors(what):
         if passes:
-            ops = [UpdateOne({"_id": p["_id"]}, {"$setOnInsert": p}, upsert=True) for p in passes]
-            result = db[survey.filter_passes].bulk_write(ops, ordered=False)
-            _count_new(outcomes, [passes[i] for i in result.upserted_ids or {}])
+            new = insert_new(db[survey.filter_passes], passes, what)
+            _count_new(outcomes, [passes[i] for i in new])
         healthy = [o.filter.id for o in outcomes if o.error is None]
         if healthy:
             db[FILTERS].update_many(

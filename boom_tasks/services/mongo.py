@@ -149,6 +149,37 @@ def find_in(
     return [doc for cursor in chunks for doc in cursor]
 
 
+#: Server error code of a duplicate key: the document is already there.
+DUPLICATE_KEY = 11000
+
+
+def insert_new(collection: Collection, docs: Sequence[dict[str, Any]], what: str) -> list[int]:
+    """Insert the documents not stored yet (by ``_id``); return the indexes of those inserted.
+
+    A replay's documents are already there: their duplicate-key errors are expected
+    and skipped, as a ``$setOnInsert`` upsert would, for a fraction of the cost (5,000
+    pass records: 0.2 s inserted against 1.1-1.5 s upserted on SecantusDB).
+
+    Raises
+    ------
+    NotDurable, PermanentError, ServiceUnavailable
+        As :func:`mongo_errors` translates any other failure.
+    """
+    if not docs:
+        return []
+    with mongo_errors(what):
+        try:
+            collection.insert_many(docs, ordered=False)
+        except pymongo_errors.BulkWriteError as e:
+            check_durable(e, what)
+            errors = e.details.get("writeErrors") or []
+            if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                raise
+            failed = {err["index"] for err in errors}
+            return [i for i in range(len(docs)) if i not in failed]
+    return list(range(len(docs)))
+
+
 def get_catalog_db(mongo: MongoSettings) -> Database:
     """Return the database holding the archival catalogs."""
     return get_client(mongo)[mongo.catalog_database or mongo.database]
