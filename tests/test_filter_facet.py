@@ -187,3 +187,48 @@ def test_a_chunk_whose_result_is_too_big_is_split_not_failed(xdb):
         assert o.error is None
         assert sorted(p["_id"] for p in o.passes) == part
         assert all(len(p["annotations"]["pad"]) == 120_000 for p in o.passes)
+
+
+def test_the_filter_actor_runs_each_filter_alone_every_solo_every_batches(settings, monkeypatch):
+    # Given the filter actor on a StubBroker, its filters' work recorded (no servers)
+    from types import SimpleNamespace
+
+    from dramatiq.brokers.stub import StubBroker
+    from dramatiq.results import Results
+    from dramatiq.results.backends import StubBackend
+
+    import boom_tasks.filter.actor as filter_
+    import boom_tasks.messages as messages
+
+    broker = StubBroker()
+    broker.add_middleware(Results(backend=StubBackend()))
+    solo_flags: list[bool] = []
+
+    def run(*_, solo=False):
+        solo_flags.append(solo)
+        return [FilterOutcome(filter=SimpleNamespace(id="f1"), passes=[])], []  # type: ignore[arg-type]
+
+    class Cache:
+        def __init__(self, *_):
+            pass
+
+        def get(self, *_):
+            return ["f"]
+
+    monkeypatch.setattr(filter_, "run_filters", run)
+    monkeypatch.setattr(filter_, "FilterCache", Cache)
+    monkeypatch.setattr(filter_, "record_passes", lambda *_: None)
+    monkeypatch.setattr(filter_, "get_client", lambda _: None)
+    monkeypatch.setattr(filter_, "get_db", lambda _: None)
+    monkeypatch.setattr(messages, "record_stage", lambda *_: None)
+    monkeypatch.setattr(messages, "get_client", lambda _: None)
+    every = settings.model_copy(
+        update={"filters": settings.filters.model_copy(update={"solo_every": 3})}
+    )
+    actor = filter_.declare(broker, ZTF, every, None)
+    # When it filters seven batches
+    for _ in range(7):
+        actor([1, 2], {"received": 1.0})
+    # Then the third and sixth ran every filter alone, the others grouped
+    assert solo_flags == [False, False, True, False, False, True, False]
+    broker.close()
