@@ -112,7 +112,7 @@ def sink(url: str) -> redis.Redis:
     make = pool.make_connection
 
     def uncounted() -> Any:
-        conn = make()
+        conn: Any = make()
         conn._bench_uncounted = True
         return conn
 
@@ -139,7 +139,7 @@ def flush(client: redis.Redis, extra: dict[str, dict[str, float]] | None = None)
         for key, value in counts.items():
             pipe.hincrbyfloat(COST_KEY.format(stage), key, value)
     if _kafka:
-        pipe.hset(KAFKA_KEY, mapping=dict(_kafka))
+        pipe.hset(KAFKA_KEY, mapping={k: v for k, v in _kafka.items()})
     pipe.execute()
 
 
@@ -192,9 +192,10 @@ def collect(client: redis.Redis) -> dict[str, dict[str, float]]:
     """Return the counts of every stage, Kafka round trips attributed to their stage."""
     out: dict[str, dict[str, float]] = {}
     for stage in ROWS:
-        raw = client.hgetall(COST_KEY.format(stage))
+        raw: dict[bytes, bytes] = client.hgetall(COST_KEY.format(stage))  # type: ignore[assignment]
         out[stage] = {k.decode(): float(v) for k, v in raw.items()}
-    for key, tx in client.hgetall(KAFKA_KEY).items():
+    kafka: dict[bytes, bytes] = client.hgetall(KAFKA_KEY)  # type: ignore[assignment]
+    for key, tx in kafka.items():
         stage = "bridge" if key.decode().endswith("consumer") else "output"
         out[stage]["kafka"] = out[stage].get("kafka", 0) + int(tx)
     return out
