@@ -24,7 +24,7 @@ import numpy as np
 from boom_tasks.replay.producer import produce_packets
 
 if TYPE_CHECKING:
-    from bench.pipeline import Run
+    from bench.runs import Run
     from boom_tasks.settings import Settings
 
 #: Seconds per bin of the throughput curve.
