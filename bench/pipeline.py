@@ -18,6 +18,13 @@ Run with the catalogs loaded (``boom catalogs load vsx ...``) in the configured
 database: ``.venv/bin/python bench/pipeline.py --n 10000 --workers 1 2``;
 ``--durability both`` runs each broker twice, with durable hand-offs (the default:
 WAITAOF and journaled writes, docs/durability.md) and without, to price them.
+``--filters both`` runs each broker with the filters grouped (one ``$facet`` per
+group, the default) and as landed (one aggregation per filter), to compare them;
+the naive loop always runs them one at a time. ``--costs`` runs instrumented workers
+and bridge and prints each run's cost per stage per 1,000 alerts (bench/costs.py,
+docs/performance.md). ``--paced 0.5 0.8`` then feeds the last broker configuration in
+visit-sized bursts at those fractions of its measured rate (bench/paced.py) and
+draws throughput and latency over time (``--out``).
 """
 
 from __future__ import annotations
@@ -25,22 +32,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pymongo
-import redis
-from confluent_kafka import Consumer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import paced  # noqa: E402
 from bench.filters import bench_filters  # noqa: E402
+from bench.runs import DATA, Options, broker, latency, read_times  # noqa: E402
 from boom_tasks.config_base import project_path  # noqa: E402
 from boom_tasks.crossmatch.stage import crossmatch_batch, plan_catalogs  # noqa: E402
 from boom_tasks.filter.run import run_filters  # noqa: E402
@@ -49,24 +54,22 @@ from boom_tasks.ingest.indexes import ensure_indexes  # noqa: E402
 from boom_tasks.ingest.stage import ingest_packets  # noqa: E402
 from boom_tasks.ml.registry import load_models  # noqa: E402
 from boom_tasks.ml.stage import enrich_batch  # noqa: E402
-from boom_tasks.monitor.stats import percentile, stage_totals  # noqa: E402
 from boom_tasks.output.publish import get_producer, publish_batch  # noqa: E402
-from boom_tasks.output.schema import decode  # noqa: E402
 from boom_tasks.replay.producer import produce_packets  # noqa: E402
-from boom_tasks.services.kafka import consumer_config  # noqa: E402
 from boom_tasks.settings import Settings, get_settings  # noqa: E402
 from boom_tasks.surveys.ztf import ZTF  # noqa: E402
 from boom_tasks.surveys.ztf.synth import synth_alerts  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 #: Environment of the workers and the bridge with durable hand-offs on or off.
 DURABILITY = {
     "on": {},
     "off": {"BOOM_VALKEY__DURABLE_LOCAL": "false", "BOOM_MONGO__WRITE_CONCERN": "acknowledged"},
 }
-STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
-#: Valkey database of the broker runs (flushed before each): their counters are their own.
-BENCH_VALKEY_DB = 9
+#: Environment of the workers with the filters grouped or run one at a time (as landed).
+FILTERING = {
+    "grouped": {"BOOM_FILTERS__GROUPED": "true"},
+    "landed": {"BOOM_FILTERS__GROUPED": "false"},
+}
 
 
 def install_filters(db: Any) -> None:
@@ -93,30 +96,6 @@ def fresh_db(client: pymongo.MongoClient, name: str) -> Any:
     return db
 
 
-def read_times(settings: Settings, topic: str, idle_s: float = 5.0) -> list[dict[str, float]]:
-    """Return the ``times`` of every message on ``topic`` (read until idle)."""
-    conf = consumer_config(settings.kafka, f"bench-{uuid.uuid4().hex[:8]}")
-    consumer = Consumer({**conf, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    out, last = [], time.monotonic()
-    while time.monotonic() - last < idle_s:
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error():
-            out.append(decode(msg.value())["times"])
-            last = time.monotonic()
-    consumer.close()
-    return out
-
-
-def latency(times: list[dict[str, float]]) -> str:
-    """Return p50/p95/p99 of published - received, in seconds."""
-    if not times:
-        return "no message published"
-    lat = np.array([t["published"] - t["received"] for t in times])
-    p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-    return f"latency p50 {p50:.2f}s p95 {p95:.2f}s p99 {p99:.2f}s ({len(lat)} messages)"
-
-
 def naive(settings: Settings, packets: list[bytes], db: Any, topic: str) -> tuple[float, str]:
     """One alert at a time through every stage in this process; return (alerts/s, latency)."""
     catalogs = db.client[settings.mongo.catalog_database or settings.mongo.database]
@@ -124,6 +103,7 @@ def naive(settings: Settings, packets: list[bytes], db: Any, topic: str) -> tupl
     assert not problems, problems
     models = load_models(settings.ml, "ZTF", project_path(settings.ml.models_dir))
     filters = load_active(db, "ZTF")
+    one_at_a_time = settings.filters.model_copy(update={"grouped": False})
     producer = get_producer(settings.kafka)
     output = settings.output.model_copy(update={"results_topic": topic})
     start = time.time()
@@ -132,70 +112,11 @@ def naive(settings: Settings, packets: list[bytes], db: Any, topic: str) -> tupl
         candids = ingest_packets(db, ZTF, [packet], "naive").candids
         crossmatch_batch(db, ZTF, plans, candids)
         enrich_batch(db, ZTF, models, candids)
-        outcomes, _ = run_filters(db, ZTF, filters, candids, settings.filters)
+        outcomes, _ = run_filters(db, ZTF, filters, candids, one_at_a_time)
         if any(o.passes for o in outcomes):
             publish_batch(db, ZTF, producer, candids, {"received": received}, output)
     rate = len(packets) / (time.time() - start)
     return rate, latency(read_times(settings, topic))
-
-
-def drained(client: redis.Redis) -> bool:
-    """Return True when no batch or stage message is waiting."""
-    keys = [f"dramatiq:{ZTF.queue_prefix}_{s}.msgs" for s in STAGES]
-    return not client.hlen(f"boom:{ZTF.queue_prefix}:pending") and not any(
-        client.hlen(k) for k in keys
-    )
-
-
-def dashboard_view(valkey: redis.Redis) -> str:
-    """Return what the dashboard's counters say: alerts per stage, published percentiles."""
-    totals = {t.stage: t for t in stage_totals(valkey, "ZTF")}
-    counts = ", ".join(f"{t.stage} {t.count}" for t in totals.values())
-    published = totals["published"].buckets
-    p50, p95, p99 = (percentile(published, q) or float("nan") for q in (50, 95, 99))
-    return (
-        f"dashboard counters: {counts}; published p50 {p50:.2f}s p95 {p95:.2f}s "
-        f"p99 {p99:.2f}s (bucket upper edges)"
-    )
-
-
-def broker(
-    settings: Settings, source: str, n: int, k: int, db: Any, durability: str = "on"
-) -> tuple[float, str]:
-    """Run K workers and the bridge over the source topic; return (alerts/s, latency)."""
-    out_topic = f"bench-out-{uuid.uuid4().hex[:8]}"
-    valkey = redis.Redis(settings.valkey.host, settings.valkey.port, db=BENCH_VALKEY_DB)
-    valkey.flushdb()
-    env = {
-        **os.environ,
-        "BOOM_VALKEY__DB": str(BENCH_VALKEY_DB),
-        "BOOM_MONGO__DATABASE": db.name,
-        "BOOM_MONGO__CATALOG_DATABASE": settings.mongo.catalog_database or settings.mongo.database,
-        "BOOM_OUTPUT__RESULTS_TOPIC": out_topic,
-        "BOOM_KAFKA__GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-        **DURABILITY[durability],
-    }
-    dramatiq = str(Path(sys.executable).parent / "dramatiq")
-    workers = subprocess.Popen(
-        [dramatiq, "boom_tasks.actors", "--processes", str(k), "--threads", "2"],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(8)  # workers boot, ensure indexes and load the models before the clock starts
-    bridge = [str(Path(sys.executable).parent / "boom-bridge"), "ZTF", "--topic", source]
-    subprocess.run(
-        [*bridge, "--exit-on-eof"], env=env, cwd=ROOT, check=True, stderr=subprocess.DEVNULL
-    )
-    while not drained(valkey) or db[ZTF.alerts].estimated_document_count() < n:
-        time.sleep(0.2)
-    end = time.time()
-    workers.terminate()
-    workers.wait()
-    first = db[ZTF.alerts].find_one(sort=[("created_at", 1)])["created_at"].timestamp()
-    times = read_times(settings, out_topic)
-    start = min([t["received"] for t in times] or [first])
-    return n / (end - start), f"{latency(times)}\n{' ' * 36}{dashboard_view(valkey)}"
 
 
 def check(naive_db: Any, db: Any, candids: list[int]) -> str:
@@ -221,7 +142,7 @@ def check(naive_db: Any, db: Any, candids: list[int]) -> str:
     return f"passes on the naive loop's alerts {verdict}; {active}/25 filters active"
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -232,7 +153,74 @@ def main() -> None:
         default="on",
         help="durable hand-offs in the broker runs (both: each run twice)",
     )
-    args = p.parse_args()
+    p.add_argument(
+        "--filters",
+        choices=["grouped", "landed", "both", "all"],
+        default="grouped",
+        help="filters grouped in one $facet per chunk, or one aggregation each (as landed); "
+        "all: also the --landed-tree code",
+    )
+    p.add_argument(
+        "--landed-tree",
+        type=Path,
+        help="checkout of the landed code (git archive): the 'landed' runs use its code",
+    )
+    p.add_argument("--costs", action="store_true", help="print each run's cost per stage")
+    p.add_argument(
+        "--paced",
+        type=float,
+        nargs="*",
+        default=[],
+        help="fractions of the last run's rate to feed it at, in visits (e.g. 0.5 0.8)",
+    )
+    p.add_argument("--visit", type=int, default=100, help="alerts per visit in paced mode")
+    p.add_argument("--out", type=Path, default=Path("/tmp/boom-bench"), help="table and PNG")
+    return p.parse_args()
+
+
+def _variant(args: argparse.Namespace, k: int, mode: str, filtering: str) -> tuple[str, Options]:
+    """Return the name and options of one broker run.
+
+    ``filtering`` is "grouped", "landed" (this code, one filter at a time) or "code"
+    (the ``--landed-tree`` code, which has no ``filters.grouped`` setting and refuses
+    unknown ones; its processes run without the cost account, which it lacks).
+    """
+    name = f"broker, {k} proc, durable {mode}, "
+    log = args.out / "processes.log"
+    if filtering == "code":
+        opts = Options(k, DURABILITY[mode], log=log, tree=args.landed_tree)
+        return name + "landed code", opts
+    opts = Options(k, {**DURABILITY[mode], **FILTERING[filtering]}, args.costs, log=log)
+    return name + ("one filter at a time" if filtering == "landed" else filtering), opts
+
+
+def _paced(
+    settings: Settings, args: argparse.Namespace, client: Any, packets: list[bytes], last: Any
+) -> list[str]:
+    """Feed the last broker configuration in visits at each fraction of its rate."""
+    name, rate, opts = last
+    lines = [f"paced runs of '{name}' (sustainable rate taken as its {rate:.1f} alerts/s):"]
+    runs = {}
+    for fraction in args.paced:
+        offered = fraction * rate
+        topic = f"bench-paced-{uuid.uuid4().hex[:8]}"
+        feed = paced.feeder(settings, topic, packets, offered, args.visit)
+        db = fresh_db(client, "bench_pipeline_paced")
+        paced_opts = Options(opts.k, opts.env, costs=False, feed=feed, log=opts.log)
+        run = broker(settings, topic, args.n, db, paced_opts)
+        label = f"{fraction:.0%} of sustainable"
+        runs[label] = run
+        lines.append(paced.summary(label, run, offered, args.n / offered))
+    client.drop_database("bench_pipeline_paced")
+    png = args.out / "paced.png"
+    paced.draw(runs, png)
+    lines.append(f"  throughput and latency over time: {png}")
+    return lines
+
+
+def main() -> None:
+    args = _args()
+    args.out.mkdir(parents=True, exist_ok=True)
     settings = get_settings()
     client = pymongo.MongoClient(settings.mongo.uri, tz_aware=True)
     packets = list(
@@ -247,20 +235,35 @@ def main() -> None:
     rate, lat = naive(settings, packets[: args.naive_n], naive_db, topic)
     results[f"naive loop ({args.naive_n} alerts)"] = (rate, lat)
     subset = [d["_id"] for d in naive_db[ZTF.alerts].find({}, {"_id": 1})]
-    checks = []
+    checks, tables, last = [], [], None
     modes = ["on", "off"] if args.durability == "both" else [args.durability]
+    filterings = {"both": ["landed", "grouped"], "all": ["code", "landed", "grouped"]}.get(
+        args.filters, [args.filters]
+    )
+    if args.landed_tree and args.filters == "landed":
+        filterings = ["code"]
     for k in args.workers:
         for mode in modes:
-            db = fresh_db(client, f"bench_pipeline_{k}")
-            name = f"broker, {k} process(es), durable {mode}"
-            results[name] = broker(settings, source, args.n, k, db, mode)
-            checks.append(f"  {name}: {check(naive_db, db, subset)}")
+            for filtering in filterings:
+                db = fresh_db(client, f"bench_pipeline_{k}")
+                name, opts = _variant(args, k, mode, filtering)
+                run = broker(settings, source, args.n, db, opts)
+                results[name] = (run.rate, run.summary)
+                checks.append(f"  {name}: {check(naive_db, db, subset)}")
+                if run.cost_table:
+                    tables.append(f"{name}\n{run.cost_table}")
+                last = (name, run.rate, opts)
     for name in ["bench_pipeline_naive", *(f"bench_pipeline_{k}" for k in args.workers)]:
         client.drop_database(name)
-    print(f"\nN = {args.n} alerts ({os.cpu_count()} CPU cores)")
+    report = [f"N = {args.n} alerts ({os.cpu_count()} CPU cores)"]
     for name, (rate, lat) in results.items():
-        print(f"  {name:<32} {rate:8.1f} alerts/s   {lat}")
-    print("\n".join(checks))
+        report.append(f"  {name:<44} {rate:8.1f} alerts/s   {lat}")
+    report += [*checks, "", *tables]
+    if args.paced and last is not None:
+        report += _paced(settings, args, client, packets, last)
+    text = "\n".join(report)
+    (args.out / "pipeline.txt").write_text(text + "\n")
+    print(f"\n{text}\n(also in {args.out / 'pipeline.txt'})")
 
 
 if __name__ == "__main__":

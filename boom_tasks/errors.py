@@ -57,3 +57,10 @@ class QueryRejected(PermanentError):
 
 class QueryTimeout(QueryRejected):
     """A user's query ran past its time budget (``maxTimeMS``)."""
+
+
+class ResultTooLarge(QueryRejected):
+    """A query's result is over the database's document size limit (16 MB).
+
+    One ``$facet`` returns one document: the caller may retry with less input.
+    """

@@ -124,6 +124,10 @@ class MongoSettings(Section):
     #: Milliseconds a "majority" write may wait for the members before it fails (and
     #: the stage retries).
     write_timeout_ms: int = Field(10_000, ge=1)
+    #: Count every command this process sends (pymongo command monitoring), with its
+    #: time, documents and bytes, per stage (``services.mongo.CommandCounter``). Off by
+    #: default: counting bytes re-encodes replies; the pipeline benchmark turns it on.
+    command_monitoring: bool = False
 
 
 class BridgeSettings(Section):

@@ -82,7 +82,7 @@ def test_each_stage_hands_its_candids_to_the_next(stub, settings, monkeypatch):
 
     passed = FilterOutcome(filter=SimpleNamespace(id="f1"), passes=[{"_id": 2}])  # type: ignore[arg-type]
     monkeypatch.setattr(filter_, "FilterCache", Cache)
-    monkeypatch.setattr(filter_, "run_filters", lambda *_: ([passed], []))
+    monkeypatch.setattr(filter_, "run_filters", lambda *_, **__: ([passed], []))
     monkeypatch.setattr(filter_, "record_passes", lambda *_: None)
     monkeypatch.setattr(filter_, "get_client", lambda _: None)
     # (without science actors: ML hands to the filters; test_science_base.py has the hop)

@@ -410,20 +410,20 @@ def test_lookup_is_added_before_the_first_stage_reading_aux():
         "$match",
         "$addFields",
         "$lookup",
+        "$unwind",
         "$addFields",
-        "$addFields",
-        "$unset",
         "$match",
         "$project",
     ]
-    lookup, first, lift, unset = pipeline[3:7]
+    lookup, unwind, lift = pipeline[3:6]
     assert lookup == {
         "$lookup": {"from": AUX, "localField": "objectId", "foreignField": "_id", "as": "aux"}
     }
     # the joined array becomes one document before any field is read from it
-    assert first == {"$addFields": {"aux": {"$ifNull": [{"$arrayElemAt": ["$aux", 0]}, {}]}}}
-    assert set(lift["$addFields"]) == {"prv_candidates", "cross_matches"}
-    assert unset == {"$unset": "aux"}
+    assert unwind == {"$unwind": {"path": "$aux", "preserveNullAndEmptyArrays": True}}
+    # the fields are lifted and the joined document dropped in the same stage
+    assert set(lift["$addFields"]) == {"prv_candidates", "cross_matches", "aux"}
+    assert lift["$addFields"]["aux"] == "$$REMOVE"
     assert pipeline[-2:] == REALISTIC[2:]
 
 
@@ -450,7 +450,8 @@ def test_lifted_crossmatches_default_to_an_empty_document():
         programids=[1],
         survey=ZTF,
     )
-    assert pipeline[3] == {"$addFields": {"cross_matches": {"$ifNull": ["$aux.cross_matches", {}]}}}
+    lifted = {"cross_matches": {"$ifNull": ["$aux.cross_matches", {}]}, "aux": "$$REMOVE"}
+    assert pipeline[3] == {"$addFields": lifted}
     # the join happens before the user's first stage, which reads it
     assert next(iter(pipeline[1])) == "$lookup"
 

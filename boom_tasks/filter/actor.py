@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any
@@ -31,6 +32,8 @@ def declare(
     name = queue_name(survey, "filter")
     # This process's active filters of the survey (loaded on first use, after fork).
     cache = FilterCache(settings.filters.reload_s)
+    # Batches this process has filtered: every filters.solo_every-th runs each filter alone.
+    batches = itertools.count(1)
 
     @stage_actor(broker, name, settings.worker)
     def filter_batch(
@@ -40,7 +43,11 @@ def declare(
         db, valkey = get_db(settings.mongo), get_client(settings.valkey)
         started = time.monotonic()
         filters = cache.get(db, valkey, survey.name)
-        outcomes, deactivated = run_filters(db, survey, filters, candids, settings.filters)
+        every = settings.filters.solo_every
+        solo = every > 0 and next(batches) % every == 0
+        outcomes, deactivated = run_filters(
+            db, survey, filters, candids, settings.filters, solo=solo
+        )
         if deactivated:
             signal_change(valkey)
         passed = sorted({p["_id"] for o in outcomes for p in o.passes})

@@ -1,5 +1,10 @@
 """Run every active filter of a survey on one batch of candids.
 
+Filters sharing the broker's stages run together, one aggregation per chunk
+(:mod:`boom_tasks.filter.facet`); the others, and every filter on a batch run ``solo``
+(every ``filters.solo_every`` batches, to measure each filter's own cost and hold it
+to its own budget), run one at a time as follows.
+
 Step 1: for each filter, build its run-time pipeline: the broker's ``$match`` on the
         batch's candids and the filter's permitted programids, the aux ``$lookup``
         only if the filter reads history or cross-matches, then the user's stages
@@ -21,14 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from boom_tasks.errors import QueryRejected, QueryTimeout
 from boom_tasks.filter.config import FilterSettings
+from boom_tasks.filter.facet import plan_groups, run_group
 from boom_tasks.filter.pipeline import chunked_run_pipelines
 from boom_tasks.filter.store import FILTERS, ActiveFilter
-from boom_tasks.services.mongo import mongo_errors, user_aggregate
+from boom_tasks.services.mongo import insert_new, mongo_errors, user_aggregate
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
@@ -52,11 +58,16 @@ def run_filter(
     f: ActiveFilter,
     candids: Sequence[int],
     settings: FilterSettings,
+    budget_ms: int | None = None,
 ) -> FilterOutcome:
-    """Run one filter on the batch, a chunk of candids at a time; never raises for its faults."""
+    """Run one filter on the batch, a chunk of candids at a time; never raises for its faults.
+
+    ``budget_ms`` is ``settings.time_budget_ms`` unless given (what is left of it when a
+    group falls back to running its filters one at a time).
+    """
     started = time.monotonic()
     outcome = FilterOutcome(f)
-    budget_ms = settings.time_budget_ms
+    budget_ms = settings.time_budget_ms if budget_ms is None else budget_ms
     pipelines = chunked_run_pipelines(
         f.pipeline,
         candids=candids,
@@ -140,11 +151,11 @@ def record(
 ) -> list[str]:
     """Store the passes and the filters' health; return the filters deactivated."""
     passes = [p for o in outcomes for p in pass_documents(o, now)]
-    with mongo_errors(f"recording {survey.name} filter passes"):
+    what = f"recording {survey.name} filter passes"
+    with mongo_errors(what):
         if passes:
-            ops = [UpdateOne({"_id": p["_id"]}, {"$setOnInsert": p}, upsert=True) for p in passes]
-            result = db[survey.filter_passes].bulk_write(ops, ordered=False)
-            _count_new(outcomes, [passes[i] for i in result.upserted_ids or {}])
+            new = insert_new(db[survey.filter_passes], passes, what)
+            _count_new(outcomes, [passes[i] for i in new])
         healthy = [o.filter.id for o in outcomes if o.error is None]
         if healthy:
             db[FILTERS].update_many(
@@ -166,14 +177,44 @@ def run_filters(
     candids: Sequence[int],
     settings: FilterSettings,
     now: dt.datetime | None = None,
+    *,
+    solo: bool = False,
 ) -> tuple[list[FilterOutcome], list[str]]:
     """Run every filter on the batch and record the outcomes (see the module docstring).
+
+    Parameters
+    ----------
+    db, survey
+        The broker's database and the survey of the batch.
+    filters
+        The survey's active filters.
+    candids
+        The batch.
+    settings
+        The filter stage's settings (budgets, chunk size, grouping).
+    now
+        Time of the passes (default: now).
+    solo
+        Run every filter alone, as if ``filters.grouped`` were off: each filter's
+        time is then its own, and held to its own budget.
 
     Returns
     -------
     outcomes, deactivated
-        Each filter's outcome, and the ids of filters deactivated by this batch.
+        Each filter's outcome (in the order of ``filters``), and the ids of filters
+        deactivated by this batch.
     """
     now = now or dt.datetime.now(dt.UTC)
-    outcomes = [run_filter(db, survey, f, candids, settings) for f in filters]
+    by_id: dict[str, FilterOutcome] = {}
+    groups, alone = plan_groups(filters) if settings.grouped and not solo else ([], filters)
+
+    def run_alone(f: ActiveFilter, part: Sequence[int], budget_ms: int) -> FilterOutcome:
+        return run_filter(db, survey, f, part, settings, budget_ms)
+
+    for group in groups:
+        for o in run_group(db, survey, group, candids, settings, run_alone, FilterOutcome):
+            by_id[o.filter.id] = o
+    for f in alone:
+        by_id[f.id] = run_filter(db, survey, f, candids, settings)
+    outcomes = [by_id[f.id] for f in filters]
     return outcomes, record(db, survey, outcomes, settings, now)
