@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pymongo
 import pytest
 import redis
 from confluent_kafka import Consumer, Producer
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, TEST_CONFIG
+
 SERVICES = ROOT / "ops" / "services.py"
 
 pytestmark = pytest.mark.services
@@ -27,7 +27,7 @@ def run_services(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, str(SERVICES), *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "BOOM_CONFIG": str(ROOT / "config" / "test.yaml")},
+        env={**os.environ, "BOOM_CONFIG": str(TEST_CONFIG)},
         timeout=300,
     )
 
