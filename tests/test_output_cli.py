@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,7 @@ from boom_tasks.output.monitor_cli import StreamStats, format_report, latency, p
 from boom_tasks.output.print_cli import (
     format_alert,
     jd_to_utc,
-    png_bytes,
     stamp_files,
-    stretch,
     write_stamps,
 )
 from boom_tasks.surveys.ztf import ZTF
@@ -56,26 +52,6 @@ def _message(folder: str, passes: list[dict[str, Any]] | None = None) -> dict[st
     )
 
 
-def _read_png(data: bytes) -> np.ndarray:
-    """Decode an 8-bit greyscale PNG with filter 0, checking every chunk's CRC."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(data):
-        (size,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + size]
-        (crc,) = struct.unpack(">I", data[pos + 8 + size : pos + 12 + size])
-        assert crc == zlib.crc32(kind + body)
-        chunks[kind] = body
-        pos += 12 + size
-    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour) == (8, 0) and b"IEND" in chunks
-    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), dtype=np.uint8).reshape(
-        height, width + 1
-    )
-    assert not rows[:, 0].any()
-    return rows[:, 1:]
-
-
 def test_format_alert_shows_what_a_reader_needs() -> None:
     # Given a message from a real packet
     msg = _message("kowalski")
@@ -95,30 +71,6 @@ def test_jd_to_utc() -> None:
     assert jd_to_utc(2451545.0) == dt.datetime(2000, 1, 1, 12, tzinfo=dt.UTC)
 
 
-def test_png_writer_round_trips() -> None:
-    # Given an arbitrary non-square 8-bit image
-    pixels = (np.arange(7 * 5, dtype=np.uint16).reshape(5, 7) * 7 % 256).astype(np.uint8)
-    # When written as PNG and read back by an independent decoder
-    # Then every pixel is the same
-    np.testing.assert_array_equal(_read_png(png_bytes(pixels)), pixels)
-    with pytest.raises(ValueError, match="2-D uint8"):
-        png_bytes(pixels.astype(np.float32))
-
-
-def test_stretch_maps_to_bytes_flips_and_blacks_out_nans() -> None:
-    # Given an image with a gradient, a bright source and a NaN pixel
-    image = np.tile(np.arange(10.0), (8, 1))
-    image[0, 0], image[4, 5] = np.nan, 1e5
-    # When stretched
-    out = stretch(image)
-    # Then it is 8-bit, flipped top to bottom, bright stays brightest, NaN is black
-    assert out.dtype == np.uint8 and out.shape == image.shape
-    assert out[-1, 0] == 0
-    assert out[8 - 1 - 4, 5] == 255
-    assert np.all(np.diff(out[2].astype(int)[:5]) >= 0)
-    assert not stretch(np.full((3, 3), np.nan)).any()
-
-
 # ZTF cutout headers have a non-standard SIMPLE card; astropy warns, the data are fine.
 @pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
 def test_stamps_of_real_fits_cutouts(tmp_path: Path) -> None:
@@ -126,14 +78,13 @@ def test_stamps_of_real_fits_cutouts(tmp_path: Path) -> None:
     msg = _message("kowalski")
     # When its stamps are written
     paths = write_stamps(msg, tmp_path)
-    # Then there is a FITS and a PNG per cutout, the FITS holding the survey's image
+    # Then there is a FITS file per cutout, holding the survey's image
     names = sorted(p.name for p in paths)
     kinds = ("difference", "science", "template")
-    assert names == sorted(f"{msg['candid']}_{k}.{e}" for k in kinds for e in ("fits", "png"))
+    assert names == sorted(f"{msg['candid']}_{k}.fits" for k in kinds)
     with fits.open(tmp_path / f"{msg['candid']}_science.fits") as hdus:
         image = np.asarray(hdus[0].data)
     assert image.shape == (63, 63)
-    assert _read_png((tmp_path / f"{msg['candid']}_science.png").read_bytes()).shape == image.shape
 
 
 #: Real packets whose difference stamp is a gzip stream that fails its CRC.
@@ -151,7 +102,7 @@ def test_a_stamp_that_fails_its_crc_is_reported_and_the_others_written(candid, t
     names = sorted(p.name for p in write_stamps(msg, tmp_path))
     # And the science and template stamps are there, the difference says why it is not
     assert names == sorted(
-        [f"{candid}_{k}.{e}" for k in ("science", "template") for e in ("fits", "png")]
+        [f"{candid}_{k}.fits" for k in ("science", "template")]
         + [f"{candid}_difference.unreadable.txt"]
     )
     why = (tmp_path / f"{candid}_difference.unreadable.txt").read_text()

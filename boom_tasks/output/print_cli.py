@@ -22,10 +22,8 @@ import gzip
 import io
 import os
 import socket
-import struct
 import sys
 import warnings
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,11 +52,6 @@ STAMP_KINDS = {
 }
 #: First bytes of a gzip stream, a FITS file and a JPEG image.
 GZIP_MAGIC, FITS_MAGIC, JPEG_MAGIC = b"\x1f\x8b", b"SIMPLE", b"\xff\xd8"
-#: The eight bytes every PNG file starts with.
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: Softening of the asinh stretch (astropy's default): small values show faint
-#: structure around a bright source without saturating it.
-ASINH_A = 0.1
 
 
 # -- one alert as text -----------------------------------------------------------------
@@ -118,14 +111,14 @@ def _history_line(message: dict[str, Any]) -> str:
 # -- cutouts as files -------------------------------------------------------------------
 
 
-def stamp_files(message: dict[str, Any], png: bool = True) -> dict[str, bytes]:
+def stamp_files(message: dict[str, Any]) -> dict[str, bytes]:
     """Return the cutout files of one alert, by file name.
 
-    FITS cutouts (gzipped or not) give ``.fits`` and, with ``png``, ``.png``;
-    JPEG cutouts (some 2017-2018 alerts) give ``.jpg``; a missing or
-    unrecognised cutout gives nothing. A cutout that cannot be read (real ZTF
-    packets carry gzip streams that fail their CRC) gives ``.unreadable.txt``
-    saying why, and the other cutouts are written as usual.
+    FITS cutouts (gzipped or not) give ``.fits`` (the alert's picture,
+    :mod:`boom_tasks.pictures`, shows them); JPEG cutouts (some 2017-2018
+    alerts) give ``.jpg``; a missing or unrecognised cutout gives nothing. A
+    cutout that cannot be read (real ZTF packets carry gzip streams that fail
+    their CRC) gives ``.unreadable.txt`` saying why, and the other cutouts are written as usual.
     """
     files: dict[str, bytes] = {}
     for field, kind in STAMP_KINDS.items():
@@ -134,7 +127,7 @@ def stamp_files(message: dict[str, Any], png: bool = True) -> dict[str, bytes]:
             continue
         stem = f"{message['candid']}_{kind}"
         try:
-            files.update(_stamp(stem, data, png))
+            files.update(_stamp(stem, data))
         except StampUnreadable as e:
             files[f"{stem}.unreadable.txt"] = (
                 f"{field} of candid {message['candid']}: {e}\n".encode()
@@ -146,15 +139,13 @@ class StampUnreadable(ValueError):
     """A cutout's bytes are not a readable image (corrupt gzip, broken FITS)."""
 
 
-def _stamp(stem: str, data: bytes, png: bool) -> dict[str, bytes]:
+def _stamp(stem: str, data: bytes) -> dict[str, bytes]:
     """Return one cutout's files, or raise :class:`StampUnreadable` with the reason."""
     try:
         raw = gzip.decompress(data) if data.startswith(GZIP_MAGIC) else data
         if raw.startswith(FITS_MAGIC):
-            out = {f"{stem}.fits": raw}
-            if png:
-                out[f"{stem}.png"] = png_bytes(stretch(fits_image(raw)))
-            return out
+            fits_image(raw)  # a FITS file astropy cannot read is unreadable, not written
+            return {f"{stem}.fits": raw}
     except (OSError, EOFError, ValueError, TypeError) as e:  # gzip, astropy: all unreadable
         raise StampUnreadable(f"{type(e).__name__}: {e}") from None
     return {f"{stem}.jpg": raw} if raw.startswith(JPEG_MAGIC) else {}
@@ -174,52 +165,11 @@ def fits_image(data: bytes) -> np.ndarray:
     raise ValueError("FITS file holds no image")
 
 
-def stretch(image: np.ndarray) -> np.ndarray:
-    """Return an 8-bit display version of ``image``: zscale limits, asinh stretch.
-
-    Rows are flipped because FITS stores the bottom row first and PNG the top
-    one, so north stays up as in DS9. Non-finite pixels are black.
-    """
-    from astropy.visualization import AsinhStretch, ZScaleInterval
-
-    finite = np.isfinite(image)
-    if not finite.any():
-        return np.zeros(image.shape, dtype=np.uint8)
-    # zscale samples every pixel, so NaNs are filled with the median before it looks.
-    filled = np.where(finite, image, np.median(image[finite]))
-    scaled = AsinhStretch(a=ASINH_A)(ZScaleInterval()(filled, clip=True))
-    pixels = np.where(finite, np.round(scaled * 255.0), 0.0).astype(np.uint8)
-    return np.ascontiguousarray(pixels[::-1])
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """Return an 8-bit greyscale PNG of a 2-D uint8 array (no matplotlib or Pillow needed).
-
-    Each row gets filter type 0 (none): cutouts are 63x63, so better
-    filtering would save a few hundred bytes at most.
-    """
-    if pixels.ndim != 2 or pixels.dtype != np.uint8:
-        raise ValueError(f"expected a 2-D uint8 array, got {pixels.ndim}-D {pixels.dtype}")
-    height, width = pixels.shape
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    rows = np.hstack([np.zeros((height, 1), dtype=np.uint8), pixels]).tobytes()
-    return (
-        PNG_SIGNATURE
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(rows, 9))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def write_stamps(message: dict[str, Any], folder: Path, png: bool = True) -> list[Path]:
+def write_stamps(message: dict[str, Any], folder: Path) -> list[Path]:
     """Write :func:`stamp_files` of one alert into ``folder`` (created if needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, data in stamp_files(message, png).items():
+    for name, data in stamp_files(message).items():
         path = folder / name
         path.write_bytes(data)
         paths.append(path)
@@ -243,7 +193,7 @@ def write_files(message: dict[str, Any], folder: Path) -> None:
     its reason, and should drawing fail on data nobody foresaw, the picture is
     reported missing and the next alert is printed (the FITS files are kept).
     """
-    for path in write_stamps(message, folder, png=False):
+    for path in write_stamps(message, folder):
         if path.name.endswith(".unreadable.txt"):
             print(f"% stamp not written: {path.read_text().strip()}", file=sys.stderr)
     try:
