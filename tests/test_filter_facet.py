@@ -221,6 +221,7 @@ def test_the_filter_actor_runs_each_filter_alone_every_solo_every_batches(settin
     monkeypatch.setattr(filter_, "get_client", lambda _: None)
     monkeypatch.setattr(filter_, "get_db", lambda _: None)
     monkeypatch.setattr(messages, "record_stage", lambda *_: None)
+    monkeypatch.setattr(messages, "record_stage_night", lambda *_: None)
     monkeypatch.setattr(messages, "get_client", lambda _: None)
     every = settings.model_copy(
         update={"filters": settings.filters.model_copy(update={"solo_every": 3})}
