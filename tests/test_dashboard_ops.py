@@ -7,7 +7,7 @@ stage's; a worker that ingests real alerts charges its CPU seconds and MongoDB
 commands to each stage, and the counters grow with the next batch.
 
 The dashboard runs in this process (FastAPI's test client). The module has Valkey
-database 10 and MongoDB database ``boom_test_dashops`` to itself.
+database 12 and MongoDB database ``boom_test_dashops`` to itself.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from tests.alerts import packet_paths, read_packet
 from tests.conftest import ROOT, TEST_CONFIG
 
 BIN = Path(sys.executable).parent
-VALKEY_DB = 10
+VALKEY_DB = 12
 DATABASE = "boom_test_dashops"
 EVERYTHING = [
     {"$match": {"candidate.magpsf": {"$gt": 0}}},
