@@ -21,6 +21,7 @@ from pathlib import Path
 from boom_tasks.batches import pending_alerts
 from boom_tasks.broker import NAMESPACE
 from boom_tasks.errors import BoomError
+from boom_tasks.monitor.pipeline import chain_queues
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import Settings
@@ -78,15 +79,17 @@ def stop(proc: subprocess.Popen, timeout: float = 120.0) -> None:
         proc.wait()
 
 
-#: The survey's stage queues, in chain order (science: empty where no actor is enabled).
-STAGES = ("ingest", "crossmatch", "ml", "science", "filter", "output")
-
-
 def queued_messages(settings: Settings, survey: Survey) -> int:
-    """Return the messages not yet acknowledged on any of the survey's stage queues."""
+    """Return the messages not yet acknowledged on any of the survey's stage queues.
+
+    The stages are the chain's (science included: empty where no actor is enabled).
+    The survey's replay queue is left out on purpose: a replay (a filter backfill over
+    past nights, say) is not part of the night and may outlast it; waiting for it
+    would hold the night's report, or time it out.
+    """
     client = get_client(settings.valkey)
     # Dramatiq's Redis broker keeps a message in "<queue>.msgs" until it is acknowledged.
-    keys = [f"{NAMESPACE}:{survey.queue_prefix}_{stage}.msgs" for stage in STAGES]
+    keys = [f"{NAMESPACE}:{queue}.msgs" for queue in chain_queues(survey)]
     return sum(int(client.hlen(k)) for k in keys)
 
 

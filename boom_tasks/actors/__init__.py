@@ -12,6 +12,7 @@ and never import this module.
 from boom_tasks.actors.startup import WorkerStartup
 from boom_tasks.broker import setup_broker
 from boom_tasks.chain import declare_chain
+from boom_tasks.monitor.costs import StageCosts
 from boom_tasks.replays.actor import declare_replays
 from boom_tasks.settings import get_settings
 from boom_tasks.surveys import SURVEYS
@@ -22,5 +23,7 @@ ACTORS = declare_chain(broker, SURVEYS.values(), settings)
 # Replays run on their own low-priority queues (<survey>_replay), beside the chain.
 REPLAY_ACTORS = declare_replays(broker, list(SURVEYS.values()), settings)
 broker.add_middleware(WorkerStartup(settings))
+# Each message's CPU (and database) cost, per survey and stage, for /metrics.
+broker.add_middleware(StageCosts(settings, SURVEYS.values()))
 
 __all__ = ["ACTORS", "REPLAY_ACTORS", "broker"]

@@ -19,8 +19,11 @@ from boom_tasks.api.users import authenticate
 from boom_tasks.dashboard.metrics import Figures, FiguresCollector
 from boom_tasks.dashboard.overview import Section, gather, read
 from boom_tasks.dashboard.page import overview_page, queue_page
+from boom_tasks.dashboard.replays import replay_page
 from boom_tasks.dashboard.thumbnails import latest_passes
 from boom_tasks.errors import BoomError
+from boom_tasks.monitor.costs import cost_totals
+from boom_tasks.monitor.pipeline import pipeline_queues
 from boom_tasks.monitor.queues import (
     DeadLetterNotFound,
     dead_letters,
@@ -29,13 +32,13 @@ from boom_tasks.monitor.queues import (
     ready_messages,
     requeue_all_dead_letters,
     requeue_dead_letter,
-    survey_queues,
 )
 from boom_tasks.monitor.stats import passes_total, stage_totals
 from boom_tasks.pictures import render_png
 from boom_tasks.pictures.cache import DEFAULT_TTL_S, PictureCache
 from boom_tasks.pictures.documents import AlertNotFound, read_view
 from boom_tasks.pictures.figure import DPI, THUMB_DPI
+from boom_tasks.replays.store import ReplayNotFound, get_run
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client, valkey_errors
 from boom_tasks.settings import Settings, get_settings
@@ -78,7 +81,10 @@ class Dashboard:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.queues = survey_queues([s.queue_prefix for s in SURVEYS.values()])
+        #: Every queue the workers declare (the chain's stages and replays, per survey).
+        self.queues = pipeline_queues(SURVEYS.values(), settings)
+        #: The stages (queue suffixes) whose costs workers record.
+        self.stages = sorted({q.partition("_")[2] for q in self.queues})
         #: Pictures and thumbnails drawn lately: the page reloads every few seconds.
         self.pictures = PictureCache()
 
@@ -119,10 +125,14 @@ class Dashboard:
     def figures(self) -> Figures:
         """Read everything ``/metrics`` exposes."""
         valkey = self.valkey()
-        overview = gather(self.settings, valkey, get_db(self.settings.mongo))
+        db = get_db(self.settings.mongo)
+        overview = gather(self.settings, valkey, db, queues=self.queues)
         totals = read("reading stage totals", lambda: {s: stage_totals(valkey, s) for s in SURVEYS})
         passes = read("reading pass totals", lambda: {s: passes_total(valkey, s) for s in SURVEYS})
-        return overview, totals.value or {}, passes.value or {}
+        costs = read(
+            "reading stage costs", lambda: {s: cost_totals(valkey, s, self.stages) for s in SURVEYS}
+        )
+        return overview, totals.value or {}, passes.value or {}, costs.value or {}
 
 
 def _routes(app: FastAPI, dash: Dashboard) -> None:
@@ -131,7 +141,7 @@ def _routes(app: FastAPI, dash: Dashboard) -> None:
 
     @app.get("/", response_class=HTMLResponse, summary="The overview")
     def index() -> str:
-        overview = gather(settings, dash.valkey(), get_db(settings.mongo))
+        overview = gather(settings, dash.valkey(), get_db(settings.mongo), queues=dash.queues)
         return overview_page(overview, settings.dashboard.refresh_s, dash.latest())
 
     @app.get("/pictures/{survey}/{candid}.png", summary="One alert's picture (PNG)")
@@ -148,6 +158,13 @@ def _routes(app: FastAPI, dash: Dashboard) -> None:
             ready = ready_messages(valkey, q, listed)
             dead = dead_letters(valkey, q, listed)
         return queue_page(counts, ready, dead, done)
+
+    @app.get("/replays/{run_id}", response_class=HTMLResponse, summary="One replay run")
+    def replay(run_id: str) -> str:
+        try:
+            return replay_page(get_run(get_db(settings.mongo), settings, run_id))
+        except ReplayNotFound as e:
+            raise HTTPException(404, str(e)) from None
 
     @app.post("/queues/{queue}/dead/requeue-all", dependencies=changes)
     def requeue_all(queue: str) -> RedirectResponse:

@@ -17,6 +17,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from boom_tasks.dashboard.overview import Overview
+from boom_tasks.dashboard.replays import replay_metrics
+from boom_tasks.monitor.costs import FIELDS
 from boom_tasks.monitor.stats import BUCKETS_PER_OCTAVE, LAST_BUCKET, StageTotals, bucket_edge
 
 #: Histogram bucket edges exposed: one per doubling (0.01 s, 0.02 s, ... ~46 h).
@@ -103,8 +105,29 @@ def pass_metrics(passes: dict[str, dict[str, int]], names: dict[str, str]) -> It
     yield c
 
 
-#: What a scrape reads: the overview, stage totals and pass totals by survey.
-Figures = tuple[Overview, dict[str, list[StageTotals]], dict[str, dict[str, int]]]
+def cost_metrics(costs: dict[str, dict[str, dict[str, float]]]) -> Iterator[Metric]:
+    """Yield the workers' cost counters (``costs``: survey → stage → field → total).
+
+    A series appears once its stage has recorded a message; the database ones only
+    from workers running with ``mongo.command_monitoring`` on.
+    """
+    for field, suffix, text in FIELDS:
+        c = CounterMetricFamily(f"boom_stage_{suffix}", text, labels=["survey", "stage"])
+        for survey, stages in costs.items():
+            for stage, totals in stages.items():
+                if field in totals:
+                    c.add_metric([survey, stage], totals[field])
+        yield c
+
+
+#: What a scrape reads: the overview, then by survey the stage totals, the pass
+#: totals and the workers' costs per stage.
+Figures = tuple[
+    Overview,
+    dict[str, list[StageTotals]],
+    dict[str, dict[str, int]],
+    dict[str, dict[str, dict[str, float]]],
+]
 
 
 class FiguresCollector(Collector):
@@ -115,7 +138,9 @@ class FiguresCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Read the figures now and yield them as metric families."""
-        overview, totals, passes = self._read()
+        overview, totals, passes, costs = self._read()
         yield from queue_metrics(overview)
         yield from survey_metrics(overview, totals)
         yield from pass_metrics(passes, overview.filter_names)
+        yield from cost_metrics(costs)
+        yield from replay_metrics(overview.replay_states.value)

@@ -18,12 +18,15 @@ from boom_tasks.bridge.consumer import bridge_group
 from boom_tasks.broker import NAMESPACE
 from boom_tasks.conductor.report import recent_reports
 from boom_tasks.dashboard.nights import NIGHTS_SHOWN
+from boom_tasks.dashboard.replays import REPLAYS_SHOWN, runs_by_state
 from boom_tasks.errors import BoomError
 from boom_tasks.filter.store import FILTERS
 from boom_tasks.monitor.lag import consumer_lag
+from boom_tasks.monitor.pipeline import pipeline_queues
 from boom_tasks.monitor.quarantine import recent_quarantine
-from boom_tasks.monitor.queues import queue_counts, survey_queues
+from boom_tasks.monitor.queues import queue_counts
 from boom_tasks.monitor.stats import passes_per_hour, stage_figures
+from boom_tasks.replays.store import list_runs
 from boom_tasks.services.mongo import mongo_errors
 from boom_tasks.services.valkey import valkey_errors
 from boom_tasks.settings import Settings
@@ -78,6 +81,10 @@ class Overview:
     workers: Section  # int
     surveys: list[SurveyOverview] = field(default_factory=list)
     filter_names: dict[str, str] = field(default_factory=dict)
+    #: The latest replay runs (list of run documents), newest first.
+    replays: Section = field(default_factory=Section)
+    #: Replay runs per (survey, kind, state), for ``/metrics``.
+    replay_states: Section = field(default_factory=Section)
 
 
 def live_workers(valkey: redis.Redis, now: float) -> int:
@@ -114,11 +121,16 @@ def _survey(
 
 
 def gather(
-    settings: Settings, valkey: redis.Redis, db: Database, now: float | None = None
+    settings: Settings,
+    valkey: redis.Redis,
+    db: Database,
+    now: float | None = None,
+    queues: list[str] | None = None,
 ) -> Overview:
-    """Return every figure of the dashboard, now."""
+    """Return every figure of the dashboard, now (``queues``: default, every declared one)."""
     now = time.time() if now is None else now
-    queues = survey_queues([s.queue_prefix for s in SURVEYS.values()])
+    if queues is None:
+        queues = pipeline_queues(SURVEYS.values(), settings)
     names = read("reading filter names", lambda: _filter_names(db))
     return Overview(
         at=now,
@@ -127,4 +139,6 @@ def gather(
         workers=read("reading worker heartbeats", lambda: live_workers(valkey, now)),
         surveys=[_survey(settings, valkey, db, s, now) for s in SURVEYS.values()],
         filter_names=names.value or {},
+        replays=read("reading replay runs", lambda: list_runs(db, settings, REPLAYS_SHOWN)),
+        replay_states=read("counting replay runs", lambda: runs_by_state(db, settings)),
     )

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from boom_tasks.dashboard.html import bars, cell, page, seconds, table, when
 from boom_tasks.dashboard.nights import nights_html
 from boom_tasks.dashboard.overview import Overview, Section, SurveyOverview
+from boom_tasks.dashboard.replays import replays_html
 from boom_tasks.dashboard.thumbnails import FilterPasses
 from boom_tasks.monitor.queues import QueueCounts, QueuedMessage
 from boom_tasks.monitor.stats import StageFigures
@@ -194,6 +195,7 @@ def overview_page(
         f'<p class="muted">{when(overview.at)} UTC · {escape(str(alive))} · '
         f'<a href="/metrics">/metrics</a></p>'
         f"<h2>Queues</h2>{_queues(overview)}"
+        f"<h2>Replays</h2>{replays_html(overview.replays.value, overview.replays.error)}"
         + "".join(_survey(s, overview, (latest or {}).get(s.survey)) for s in overview.surveys)
     )
     return page("boom-tasks dashboard", body, refresh_s=refresh_s)

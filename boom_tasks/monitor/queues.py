@@ -10,6 +10,7 @@ Per queue ``q`` (namespace ``dramatiq``, see dramatiq/brokers/redis/dispatch.lua
 - ``dramatiq:q.XQ`` — a sorted set of dead-lettered ids, scored by the time they died,
   with their messages in ``dramatiq:q.XQ.msgs``.
 
+Which queues exist is learnt from the declarations (:mod:`.pipeline`).
 A dead letter's failure is read from the result backend, where Dramatiq's Results
 middleware stores the exception of every failed message.
 """
@@ -29,8 +30,6 @@ from dramatiq.results.backends import RedisBackend
 from boom_tasks.broker import NAMESPACE
 from boom_tasks.errors import BoomError
 
-#: Stage queues of each survey, in pipeline order (``<survey>_<stage>``).
-STAGE_QUEUES = ("ingest", "crossmatch", "ml", "science", "filter", "output")
 #: Characters of a message's arguments shown in a listing.
 ARGS_PREVIEW = 200
 
@@ -87,11 +86,6 @@ def _text(value: Any) -> str:
 
 def _key(queue: str, suffix: str = "") -> str:
     return f"{NAMESPACE}:{queue}{suffix}"
-
-
-def survey_queues(prefixes: list[str]) -> list[str]:
-    """Return the stage queues of surveys with these queue prefixes, in pipeline order."""
-    return [f"{prefix}_{stage}" for prefix in prefixes for stage in STAGE_QUEUES]
 
 
 def queue_counts(valkey: redis.Redis, queues: list[str]) -> list[QueueCounts]:

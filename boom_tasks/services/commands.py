@@ -46,6 +46,15 @@ class CommandCounter(monitoring.CommandListener):
         label = getattr(self._local, "label", UNLABELLED)
         with self._lock:
             self._totals.setdefault(label, Counter()).update(amounts)
+        # This thread's own running tally, read without a lock by the worker's
+        # per-message cost account (boom_tasks.monitor.costs).
+        local = self._local
+        local.commands = getattr(local, "commands", 0.0) + amounts.get("commands", 0.0)
+        local.seconds = getattr(local, "seconds", 0.0) + amounts.get("seconds", 0.0)
+
+    def thread_tally(self) -> tuple[float, float]:
+        """Return the commands this thread has sent, and their time in seconds, so far."""
+        return getattr(self._local, "commands", 0.0), getattr(self._local, "seconds", 0.0)
 
     def take(self) -> dict[str, dict[str, float]]:
         """Return the totals per label since the last call, and start again from zero."""
