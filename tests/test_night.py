@@ -57,3 +57,9 @@ def test_boom_night_replays_a_local_folder_and_reports_what_it_ingested(mongo_db
     assert f"enriched (properties, classifications): {n_good} alerts" in out
     assert mongo_db[ZTF.alerts].count_documents({"enriched_at": {"$exists": True}}) == n_good
     assert mongo_db[ZTF.aux].count_documents({"cross_matches": {"$exists": False}}) == 0
+    # And the closing report says what the science actor studied, as MongoDB holds it
+    studied = mongo_db[ZTF.alerts].count_documents({"science.exgal_transients": {"$exists": True}})
+    assert (
+        f"science actor exgal_transients: {studied} alerts, published to ZTF_exgal_transients"
+        in out
+    )

@@ -1,8 +1,9 @@
 """What ``boom night`` prints last: the conductor's report and what the broker made.
 
 The night report (counts, stops, latency) is followed by what a newcomer wants to
-see of the broker: objects matched per catalog, alerts scored per model, passes
-per filter, messages per output topic, and the commands to look further.
+see of the broker: objects matched per catalog, alerts scored per model, alerts
+studied per science actor, passes per filter, messages per output topic, and the
+commands to look further.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from boom_tasks.conductor.render import format_report
 from boom_tasks.conductor.report import NoNightData, build_report, store_report
 from boom_tasks.filter.store import FILTERS
 from boom_tasks.output.publish import topic_name
+from boom_tasks.science.loader import survey_actors
 from boom_tasks.services.mongo import get_db, mongo_errors
 from boom_tasks.settings import Settings
 from boom_tasks.surveys import Survey
@@ -33,6 +35,10 @@ def _broker_lines(
     for model in settings.ml.models.get(survey.name, []):
         n = db[survey.alerts].count_documents({f"classifications.{model.name}": {"$exists": True}})
         lines.append(f"  scored by {model.name}: {n} alerts")
+    for actor in survey_actors(settings.science.actors, survey.name):
+        n = db[survey.alerts].count_documents({f"science.{actor.name}": {"$exists": True}})
+        to = f", published to {actor.output_topic}" if actor.output_topic else ""
+        lines.append(f"  science actor {actor.name}: {n} alerts{to}")
     published = db[survey.publications].count_documents({})
     out = settings.output
     lines.append(f"  published to {topic_name(out.results_topic, survey.name)}: {published} passes")
