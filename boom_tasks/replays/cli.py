@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from boom_tasks.replay.cli import night_date
+from boom_tasks.entry import night_date
 
 
 def _nights(text: str) -> int:
