@@ -75,7 +75,7 @@ def exit_with(prog: str, run: Callable[[], int]) -> NoReturn:
     except BrokenPipeError:
         _quiet_broken_pipe()
     except BoomError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e.describe()}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -96,7 +96,8 @@ COMMAND_STATUS: dict[type[BoomError], int] = {
 
 async def _command_error(request: Request, exc: Exception) -> BsonJSONResponse:
     status = next(s for kind, s in COMMAND_STATUS.items() if isinstance(exc, kind))
-    return _answer(status, str(exc))
+    assert isinstance(exc, BoomError)
+    return _answer(status, exc.describe())
 
 
 async def _unavailable(request: Request, exc: Exception) -> BsonJSONResponse:

@@ -1,7 +1,7 @@
 """Errors of user filters, one message wherever they are raised.
 
 The command layer (:mod:`boom_tasks.filter.commands`) raises these; the command
-line prints ``str(error)`` and exits with :data:`boom_tasks.entry.EXIT_ERROR`, the
+line prints ``error.describe()`` and exits with :data:`boom_tasks.entry.EXIT_ERROR`, the
 API answers the same text with the status :mod:`boom_tasks.api.errors` gives the
 class. So the message must make sense on both faces: name no option of either.
 """
@@ -19,8 +19,12 @@ class FilterInvalid(BoomError):
     """
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid filter pipeline: " + "; ".join(problems))
+        super().__init__("; ".join(problems))
         self.problems = list(problems)
+
+    def describe(self) -> str:
+        """Return the problems, introduced as what they are (``invalid filter pipeline: ...``)."""
+        return "invalid filter pipeline: " + "; ".join(self.problems)
 
 
 class FilterNotFound(BoomError):
