@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from boom_tasks import logs
-from boom_tasks.entry import exit_with
+from boom_tasks.entry import EXIT_OK, exit_with
 from boom_tasks.errors import BoomError, ConfigError
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _list(out: TextIO) -> int:
             print(f"    kwargs {json.dumps(job['kwargs'])}", file=out)
         for run in runs.runs_of(runs_collection, job["id"], limit=3):
             print(f"    {run['scheduled_for']}  {run['state']}  {run.get('error', '')}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _add(args: argparse.Namespace, out: TextIO) -> int:
@@ -125,7 +125,7 @@ def _add(args: argparse.Namespace, out: TextIO) -> int:
         job = put_job(scheduler, spec)
         next_run = job.next_run_time
     print(f"job {spec.id} stored: {spec.job} at {spec.cron!r} UTC, next {next_run}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _remove(args: argparse.Namespace, out: TextIO) -> int:
@@ -134,7 +134,7 @@ def _remove(args: argparse.Namespace, out: TextIO) -> int:
             raise ConfigError(f"no scheduled job {args.id!r} (see `boom schedule list`)")
         scheduler.remove_job(args.id)
     print(f"job {args.id} removed", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _run_now(args: argparse.Namespace, out: TextIO) -> int:
@@ -160,7 +160,7 @@ def _run_now(args: argparse.Namespace, out: TextIO) -> int:
         raise BoomError(f"job {job.id} failed: {type(e).__name__}: {e}") from None
     runs.finish(runs_collection, key, "done")
     print(f"job {job.id} ran ({key})", file=out)
-    return 0
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -213,7 +213,7 @@ def _main(argv: list[str] | None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     serve(stop)
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:
