@@ -12,7 +12,7 @@ from boom_tasks.api import users_cli
 from boom_tasks.catalogs import cli as catalogs_cli
 from boom_tasks.conductor import cli as report_cli
 from boom_tasks.crossmatch import cli as crossmatch_cli
-from boom_tasks.entry import exit_with
+from boom_tasks.entry import EXIT_OK, exit_with
 from boom_tasks.errors import BoomError
 from boom_tasks.filter import cli as filters_cli
 from boom_tasks.replay.cli import add_night_arguments
@@ -81,7 +81,7 @@ def _night(args: argparse.Namespace) -> int:
     from boom_tasks.conductor.summary import closing_report
 
     print(closing_report(settings, survey, args.date))
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,18 +1,83 @@
-"""What every console script does with its exit: a BoomError is one line, not a traceback."""
+"""What every console script shares: exit codes, night dates, and how it ends.
+
+A command returns one of the ``EXIT_*`` codes; :func:`exit_with` runs it and turns
+what it raises into a line and a code, never a traceback: a ``BoomError`` (the
+command layer's refusals included) is ``PROG: error: ...`` with :data:`EXIT_ERROR`;
+Ctrl-C is :data:`EXIT_INTERRUPTED`; a reader that closed the pipe early
+(``boom night report ... | head``) ends the command quietly.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
 from boom_tasks.errors import BoomError
+from boom_tasks.surveys.base import parse_date
+
+#: The command did what was asked.
+EXIT_OK = 0
+#: The command ran but found a problem it reports (a check failed, a run did not finish).
+EXIT_FAILED = 1
+#: The command was refused or failed with a message (bad input, a service down):
+#: the status argparse also gives a usage error.
+EXIT_ERROR = 2
+#: The configuration is invalid (EX_CONFIG of sysexits.h): supervisors should not restart.
+EXIT_BAD_CONFIG = 78
+#: Interrupted by Ctrl-C, as shells report a SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+#: The reader of standard output went away (128 + SIGPIPE), as a shell reports ``yes | head``.
+EXIT_BROKEN_PIPE = 141
+
+
+def night_date(value: str) -> str:
+    """Validate a night ``YYYYMMDD`` for argparse (``type=night_date``); return it unchanged.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        With a message argparse prints as it is, e.g. for ``2018-11-29`` or ``20181332``.
+    """
+    try:
+        return parse_date(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a night as YYYYMMDD, got {value!r}") from None
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """End after the reader closed stdout: no traceback, no second error at exit.
+
+    Python flushes stdout again at exit, which would fail on the closed pipe and print
+    "Exception ignored ... BrokenPipeError"; pointing stdout at /dev/null prevents it.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 def exit_with(prog: str, run: Callable[[], int]) -> NoReturn:
-    """Run a command and exit with its status; print a BoomError as ``prog: error: ...``, exit 2."""
+    """Run a command and exit with its status, never with a traceback for an expected end.
+
+    Parameters
+    ----------
+    prog
+        The program's name, heading its error line (``boom: error: ...``).
+    run
+        The command; returns an ``EXIT_*`` code.
+    """
     try:
-        sys.exit(run())
+        status = run()
+        sys.stdout.flush()  # a closed pipe shows here, while it can still be caught
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     except BoomError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        print(f"{prog}: error: {e.describe()}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(status)

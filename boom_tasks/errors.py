@@ -10,6 +10,13 @@ driver's type. The split that matters is *transient* (retry with backoff) versus
 class BoomError(Exception):
     """Base class of every error boom-tasks raises on purpose."""
 
+    def describe(self) -> str:
+        """Return the message a person reads: the command line's error line, the API's answer.
+
+        Both faces show this, so one failure reads the same on either.
+        """
+        return str(self)
+
 
 class ConfigError(BoomError):
     """The configuration is missing, unreadable or invalid."""

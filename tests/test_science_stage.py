@@ -359,7 +359,7 @@ def test_boom_science_run_backfills_a_night_once(night):
     assert f"{len(night_g)} selected" in redo.stdout
     # Bad input is a clear one-line error, never a traceback
     for args, message in [
-        (["--night", "2018-11-29"], "invalid parse_date value"),
+        (["--night", "2018-11-29"], "expected a night as YYYYMMDD"),
         (["--night", "20181129", "--survey", "NOPE"], "NOPE"),
     ]:
         bad = subprocess.run(

@@ -7,6 +7,7 @@ import logging
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from boom_tasks.entry import EXIT_BAD_CONFIG
 from boom_tasks.errors import ConfigError
 from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ml.actor import survey_models
@@ -18,9 +19,6 @@ from boom_tasks.settings import Settings
 from boom_tasks.surveys import SURVEYS
 
 log = logging.getLogger(__name__)
-
-#: Exit status of a worker process whose configuration cannot work (bad model entry).
-EXIT_BAD_CONFIG = 78  # EX_CONFIG in sysexits.h
 
 
 class WorkerStartup(Middleware):

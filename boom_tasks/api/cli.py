@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from boom_tasks import logs
-from boom_tasks.entry import exit_with
+from boom_tasks.entry import EXIT_OK, exit_with
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.api.port,
         log_level=args.log_level.lower(),
     )
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:

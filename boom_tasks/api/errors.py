@@ -16,7 +16,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from boom_tasks.api.encoding import BsonJSONResponse, ExtendedJsonError
-from boom_tasks.errors import BoomError, QueryRejected, QueryTimeout, ServiceUnavailable
+from boom_tasks.errors import (
+    BoomError,
+    QueryRejected,
+    QueryTimeout,
+    ServiceUnavailable,
+    UnknownSurvey,
+)
+from boom_tasks.filter.errors import FilterForbidden, FilterInvalid, FilterNotFound, FilterRefused
+from boom_tasks.filter.testing import MatchRateTooHigh
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +82,24 @@ async def _timeout(request: Request, exc: Exception) -> BsonJSONResponse:
     )
 
 
+#: The status of each error of the command layer (boom_tasks.filter.commands): its
+#: message is the command line's, word for word.
+COMMAND_STATUS: dict[type[BoomError], int] = {
+    FilterInvalid: 400,
+    FilterRefused: 400,
+    MatchRateTooHigh: 400,
+    UnknownSurvey: 400,
+    FilterForbidden: 403,
+    FilterNotFound: 404,
+}
+
+
+async def _command_error(request: Request, exc: Exception) -> BsonJSONResponse:
+    status = next(s for kind, s in COMMAND_STATUS.items() if isinstance(exc, kind))
+    assert isinstance(exc, BoomError)
+    return _answer(status, exc.describe())
+
+
 async def _unavailable(request: Request, exc: Exception) -> BsonJSONResponse:
     log.warning("%s %s: %s", request.method, request.url.path, exc)
     # 503 is what boom-client retries with backoff: right for a briefly absent database.
@@ -113,6 +139,8 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ExtendedJsonError, _malformed)
     app.add_exception_handler(QueryTimeout, _timeout)
     app.add_exception_handler(ServiceUnavailable, _unavailable)
+    for kind in COMMAND_STATUS:
+        app.add_exception_handler(kind, _command_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(UnicodeEncodeError, _unencodable)

@@ -7,6 +7,7 @@ import getpass
 import sys
 from typing import TextIO
 
+from boom_tasks.entry import EXIT_OK
 from boom_tasks.errors import BoomError
 
 
@@ -98,4 +99,4 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise BoomError(f"no user {args.name!r}")
     else:
         print(f"user {args.name} removed", file=out)
-    return 0
+    return EXIT_OK

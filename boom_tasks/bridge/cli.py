@@ -17,8 +17,7 @@ from boom_tasks.batches import BatchRef
 from boom_tasks.bridge.consumer import Bridge
 from boom_tasks.bridge.intake import intake_topic
 from boom_tasks.bridge.nights import NightFollower, follows_nights
-from boom_tasks.entry import exit_with
-from boom_tasks.replay.cli import night_date
+from boom_tasks.entry import EXIT_OK, exit_with, night_date
 from boom_tasks.surveys import get_survey
 
 log = logging.getLogger("boom_tasks.bridge")
@@ -82,7 +81,7 @@ def run(argv: list[str] | None = None) -> int:
         stats.batches,
         stats.pauses,
     )
-    return 0
+    return EXIT_OK
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from boom_tasks.catalogs.readers import FORMATS
+from boom_tasks.entry import EXIT_OK
 from boom_tasks.sky.healpix import DEFAULT_ORDER, MAX_ORDER
 
 
@@ -88,7 +89,7 @@ def _load(args: argparse.Namespace, out: TextIO) -> int:
         f"{seconds:.1f} s ({rate:.0f} rows/s, indexes {r.index_seconds:.1f} s)",
         file=out,
     )
-    return 0
+    return EXIT_OK
 
 
 def _list(out: TextIO) -> int:
@@ -99,7 +100,7 @@ def _list(out: TextIO) -> int:
     infos = list_catalogs(get_catalog_db(get_settings().mongo))
     if not infos:
         print("no catalogs loaded (boom catalogs load NAME FILE)", file=out)
-        return 0
+        return EXIT_OK
     width = max(len(i.name) for i in infos)
     print(f"{'name':<{width}}  {'rows':>10}  {'status':<8}  order  indexes", file=out)
     for i in infos:
@@ -108,7 +109,7 @@ def _list(out: TextIO) -> int:
             f"{', '.join(i.indexes)}",
             file=out,
         )
-    return 0
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

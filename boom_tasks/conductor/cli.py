@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from boom_tasks.replay.cli import night_date
+from boom_tasks.entry import EXIT_FAILED, EXIT_OK, night_date
 
 #: ``boom night report ...`` is routed to this sub-command (``boom night`` takes a survey).
 COMMAND = "report"
@@ -47,4 +47,4 @@ def run(args: argparse.Namespace) -> int:
     report["closed"] = bool(stored and stored.get("closed"))
     store_report(db, survey, report)
     print(format_report(report, filter_names(db, survey)))
-    return 1 if report["flagged"] else 0
+    return EXIT_FAILED if report["flagged"] else EXIT_OK

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TextIO
 
+from boom_tasks.entry import EXIT_FAILED, EXIT_OK
+
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``crossmatch`` command (``reprocess``) to ``boom``'s sub-parsers."""
@@ -56,4 +58,4 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         f"{', '.join(report.catalogs) or 'no catalog'}; {report.written} changed",
         file=out,
     )
-    return 1 if report.problems and not report.catalogs else 0
+    return EXIT_FAILED if report.problems and not report.catalogs else EXIT_OK

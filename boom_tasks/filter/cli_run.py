@@ -1,126 +1,175 @@
-"""``boom filters update|activate|deactivate|test``: what runs or guards a filter version."""
+"""What each ``boom filters`` sub-command prints: call one command, print its result.
+
+:mod:`boom_tasks.filter.cli` parses the arguments and builds the environment; the
+functions here call :mod:`boom_tasks.filter.commands` and print. Errors are the
+commands' own and reach :func:`boom_tasks.entry.exit_with`, which prints them as
+``boom: error: ...`` and exits with :data:`boom_tasks.entry.EXIT_ERROR`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import dataclass
 from typing import Any, TextIO
 
-from boom_tasks.filter.cli import _context, _programids, print_passes
-from boom_tasks.filter.store import get_filter, stored_programids, version_pipeline
-from boom_tasks.filter.testing import (
-    MatchRateTooHigh,
-    Selection,
-    check_match_rate,
-    night_jd_range,
-    run_trial,
-    select_candids,
-)
+from boom_tasks.entry import EXIT_OK
+from boom_tasks.filter import commands, commands_trial
+from boom_tasks.filter.commands_base import Caller, FilterEnv
+from boom_tasks.filter.commands_trial import Chosen
+from boom_tasks.filter.testing import MatchRateCheck, Selection, night_jd_range
 
-__all__ = ["MatchRateTooHigh", "activate", "deactivate", "test", "update"]
+__all__ = ["HANDLERS", "Inline", "print_passes"]
 
 
-def _stored(db: Any, filter_id: str, fid: str | None) -> tuple[dict, str, list[dict]]:
-    doc = get_filter(db, filter_id)
-    fid, pipeline = version_pipeline(doc, fid)
-    return doc, fid, pipeline
+@dataclass(frozen=True)
+class Inline:
+    """A pipeline given on the command line (JSON text) in place of a stored filter's id."""
+
+    text: str
 
 
-def _require_match_rate(
-    settings: Any,
-    db: Any,
-    doc: dict,
-    pipeline: list[dict],
-    night: str | None,
-    hint: str,
-    out: TextIO,
-) -> None:
-    """Print the match-rate check of a version about to run; raise MatchRateTooHigh past it."""
-    check = check_match_rate(db, doc, pipeline, settings.filters, night)
-    print(check.summary(), file=out)
-    check.require_within_limit(doc["name"], hint=hint)
+def _print_check(check: MatchRateCheck | None, out: TextIO) -> None:
+    if check is not None:
+        print(check.summary(), file=out)
 
 
-def activate(args: argparse.Namespace, out: TextIO) -> int:
-    """Check the match rate on a reference night, then activate (raises MatchRateTooHigh)."""
-    from boom_tasks.filter.cache import signal_change
-    from boom_tasks.filter.store import set_active
-
-    settings, db, valkey = _context()
-    doc, fid, pipeline = _stored(db, args.filter_id, args.version)
-    if not args.force:
-        hint = "tighten it (or --force)"
-        _require_match_rate(settings, db, doc, pipeline, args.reference_night, hint, out)
-    set_active(db, args.filter_id, True, fid=fid)
-    signal_change(valkey)
-    print(f"filter {doc['name']} ({args.filter_id}) active, version {fid}", file=out)
-    return 0
-
-
-def update(args: argparse.Namespace, out: TextIO) -> int:
-    """Add a version and make it the active one; an active filter's is checked first."""
-    from boom_tasks.filter.cache import signal_change
-    from boom_tasks.filter.store import add_version
-    from boom_tasks.filter.validate import parse_pipeline, validate_pipeline
-    from boom_tasks.surveys import get_survey
-
-    settings, db, valkey = _context()
-    doc = get_filter(db, args.filter_id)
-    aux = get_survey(doc["survey"]).aux
-    if doc.get("active"):
-        # The new version runs at once: the guard of `activate` applies to it too.
-        pipeline = validate_pipeline(parse_pipeline(args.pipeline), aux_collection=aux)
-        hint = "tighten it, or deactivate the filter first"
-        _require_match_rate(settings, db, doc, pipeline, None, hint, out)
-    fid = add_version(db, args.filter_id, args.pipeline, args.changelog, aux)
-    signal_change(valkey)
-    print(f"filter {args.filter_id}: version {fid} stored and made the active version", file=out)
-    return 0
-
-
-def deactivate(args: argparse.Namespace, out: TextIO) -> int:
-    """Deactivate a filter, recording why."""
-    from boom_tasks.filter.cache import signal_change
-    from boom_tasks.filter.store import set_active
-
-    _, db, valkey = _context()
-    set_active(db, args.filter_id, False, reason=args.reason)
-    signal_change(valkey)
-    print(f"filter {args.filter_id} inactive: {args.reason}", file=out)
-    return 0
-
-
-def _test_pipeline(args: argparse.Namespace, db: Any) -> tuple[list[dict], list[int], str]:
-    """Return the pipeline, programids and description of what ``test`` runs."""
-    from boom_tasks.filter.validate import parse_pipeline, validate_pipeline
-    from boom_tasks.surveys import get_survey
-
-    text = args.filter
-    if text.lstrip().startswith("[") or text.startswith("@"):
-        from boom_tasks.filter.cli import _pipeline_arg
-
-        aux = get_survey(args.survey).aux
-        pipeline = validate_pipeline(parse_pipeline(_pipeline_arg(text)), aux_collection=aux)
-        return pipeline, _programids(args.programids), "inline pipeline"
-    doc, fid, pipeline = _stored(db, text, args.version)
-    return pipeline, stored_programids(doc), f"{doc['name']} version {fid}"
-
-
-def test(args: argparse.Namespace, out: TextIO) -> int:
-    """Run a filter (stored or inline) on stored alerts and print what passes."""
-    from boom_tasks.surveys import get_survey
-
-    settings, db, _ = _context()
-    survey = get_survey(args.survey)
-    pipeline, programids, what = _test_pipeline(args, db)
-    selection = Selection(
-        jd_range=night_jd_range(args.night) if args.night else None,
-        object_ids=args.objects,
-        candids=args.candids,
+def add(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Store a new filter, inactive."""
+    doc = commands.add(
+        env,
+        caller,
+        name=args.name,
+        survey=args.survey,
+        pipeline=args.pipeline,
+        programids=args.programids,
+        description=args.description,
     )
-    candids = select_candids(db, survey, selection)
-    report = run_trial(db, survey, pipeline, programids, candids, settings.filters)
     print(
-        f"{what}: {len(report.passed)} of {report.tried} alerts pass ({report.rate:.2%})", file=out
+        f"filter {args.name!r} stored as {doc['_id']} (inactive: boom filters activate)", file=out
     )
-    print_passes(report.passed, args.show, out)
-    return 0
+    return EXIT_OK
+
+
+def list_(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Print one line per filter: id, name, survey, state, active version."""
+    docs = commands.list_(env, caller, args.survey)
+    if not docs:
+        print("no filters (boom filters add NAME PIPELINE)", file=out)
+    for d in docs:
+        state = "active" if d.get("active") else "inactive"
+        why = (
+            f" ({d['disabled_reason']})" if not d.get("active") and d.get("disabled_reason") else ""
+        )
+        print(
+            f"{d['_id']}  {d['name']:<24} {d['survey']}  {state}{why}  version {d['active_fid']}"
+            f"  ({len(d.get('fv', []))} versions)",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def show(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Print one filter, every version included, as JSON."""
+    doc = commands.show(env, caller, args.filter_id)
+    print(json.dumps(doc, default=str, indent=2, sort_keys=True), file=out)
+    return EXIT_OK
+
+
+def validate(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Print the pipeline as it would be stored."""
+    pipeline = commands.validate(env, caller, args.pipeline, args.survey)
+    print(json.dumps(pipeline, default=str, indent=2), file=out)
+    return EXIT_OK
+
+
+def update(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Add a version and make it the active one; an active filter's is checked first."""
+    added = commands.update(env, caller, args.filter_id, args.pipeline, changelog=args.changelog)
+    _print_check(added.check, out)
+    print(
+        f"filter {args.filter_id}: version {added.fid} stored and made the active version", file=out
+    )
+    return EXIT_OK
+
+
+def activate(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Check the match rate on a reference night, then activate."""
+    done = commands.activate(
+        env,
+        caller,
+        args.filter_id,
+        fid=args.version,
+        reference_night=args.reference_night,
+        force=args.force,
+    )
+    _print_check(done.check, out)
+    print(f"filter {done.name} ({done.filter_id}) active, version {done.fid}", file=out)
+    return EXIT_OK
+
+
+def deactivate(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Deactivate a filter, recording why."""
+    done = commands.deactivate(env, caller, args.filter_id, args.reason)
+    print(f"filter {done.filter_id} inactive: {done.reason}", file=out)
+    return EXIT_OK
+
+
+def _chosen(args: argparse.Namespace) -> Chosen | None:
+    """Return the alerts ``--night``, ``--objects`` or ``--candids`` select (None: newest night)."""
+    if args.candids:
+        return Chosen(Selection(candids=args.candids), f"{len(args.candids)} candids")
+    if args.objects:
+        return Chosen(Selection(object_ids=args.objects), f"{len(args.objects)} objects")
+    if args.night:
+        return Chosen(Selection(jd_range=night_jd_range(args.night)), f"night {args.night}")
+    return None
+
+
+def test(args: argparse.Namespace, env: FilterEnv, caller: Caller, out: TextIO) -> int:
+    """Run a filter (stored or inline) on stored alerts and print what passes."""
+    if isinstance(args.filter, Inline):
+        result = commands_trial.test_pipeline(
+            env,
+            caller,
+            args.filter.text,
+            survey=args.survey,
+            programids=args.programids,
+            chosen=_chosen(args),
+        )
+        what = "inline pipeline"
+    else:
+        result = commands_trial.test_stored(
+            env, caller, args.filter, fid=args.version, chosen=_chosen(args)
+        )
+        assert result.filter is not None
+        what = f"{result.filter['name']} version {result.filter['fid']}"
+    print(
+        f"{what} on {result.selection}: {len(result.passed)} of {result.tried} alerts pass "
+        f"({result.rate:.2%})",
+        file=out,
+    )
+    print_passes(result.passed, args.show, out)
+    return EXIT_OK
+
+
+def print_passes(passed: list[dict[str, Any]], show: int, out: TextIO) -> None:
+    """Print the first ``show`` passing alerts with their annotations."""
+    for doc in passed[:show]:
+        notes = json.dumps(doc.get("annotations", {}), default=str, sort_keys=True)
+        print(f"  {doc['_id']}  {doc.get('objectId')}  {notes}", file=out)
+    if len(passed) > show:
+        print(f"  ... and {len(passed) - show} more", file=out)
+
+
+#: The function of each sub-command (``args.filters_command``).
+HANDLERS = {
+    "add": add,
+    "update": update,
+    "list": list_,
+    "show": show,
+    "validate": validate,
+    "activate": activate,
+    "deactivate": deactivate,
+    "test": test,
+}

@@ -23,16 +23,12 @@ from typing import Any
 
 from pymongo.database import Database
 
-from boom_tasks.errors import BoomError
+from boom_tasks.filter.errors import FilterNotFound
 from boom_tasks.filter.validate import parse_pipeline, uses_aux, validate_pipeline
 from boom_tasks.services.mongo import mongo_errors
 
 #: Collection of the filters of every survey.
 FILTERS = "filters"
-
-
-class FilterNotFound(BoomError):
-    """No filter (or version) with that id."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +101,7 @@ def get_filter(db: Database, filter_id: str) -> dict[str, Any]:
     with mongo_errors("reading a filter"):
         doc = db[FILTERS].find_one({"_id": filter_id})
     if doc is None:
-        raise FilterNotFound(f"no filter {filter_id!r} (boom filters list shows them)")
+        raise FilterNotFound(f"filter with id {filter_id} does not exist")
     return doc
 
 

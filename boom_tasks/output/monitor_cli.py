@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Message
 
-from boom_tasks.entry import exit_with
+from boom_tasks.entry import EXIT_OK, exit_with
 from boom_tasks.output.print_cli import consume, decode_or_report, open_consumer
 
 #: Seconds between two reports by default.
@@ -164,7 +164,7 @@ def run(argv: list[str] | None = None) -> int:
         print(stats.report(time.monotonic()), flush=True)
     finally:
         consumer.close()
-    return 0
+    return EXIT_OK
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from boom_tasks.entry import exit_with
+from boom_tasks.entry import EXIT_OK, exit_with
 from boom_tasks.errors import ServiceUnavailable
 from boom_tasks.output.schema import OutputMessageError, decode
 
@@ -314,7 +314,7 @@ def run(argv: list[str] | None = None) -> int:
         print("% aborted by user", file=sys.stderr)
     finally:
         consumer.close()
-    return 0
+    return EXIT_OK
 
 
 def main() -> None:

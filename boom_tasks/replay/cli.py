@@ -20,26 +20,14 @@ one topic, or to a topic of your own::
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from boom_tasks import logs
+from boom_tasks.entry import EXIT_OK, exit_with, night_date
 from boom_tasks.errors import BoomError
-from boom_tasks.surveys.base import Survey, parse_date, tonight
+from boom_tasks.surveys.base import Survey, tonight
 
-#: Exit status of a failure boom-produce explains itself (bad input, Kafka down).
-EXIT_ERROR = 2
-
-#: Exit status after Ctrl-C, as shells report a SIGINT.
-EXIT_INTERRUPTED = 130
-
-
-def night_date(value: str) -> str:
-    """Validate a ``--date`` argument with a message argparse can show as it is."""
-    try:
-        return parse_date(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a night as YYYYMMDD, got {value!r}") from None
+__all__ = ["add_night_arguments", "main", "night_date", "night_source", "run"]
 
 
 def night_source(survey: Survey, date: str, source: Path | None, progress: bool = True) -> Path:
@@ -118,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         topic=topic,
     )
     print(f"produced {produced} alerts to topic {topic}")
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,11 +118,4 @@ def main(argv: list[str] | None = None) -> None:
     if args.burst_interval < 0:
         parser.error("--burst-interval must not be negative")
     logs.configure(args.log_level)
-    try:
-        sys.exit(run(args))
-    except BoomError as e:
-        print(f"boom-produce: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        print("boom-produce: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    exit_with("boom-produce", lambda: run(args))

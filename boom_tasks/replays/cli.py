@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from boom_tasks.replay.cli import night_date
+from boom_tasks.entry import EXIT_FAILED, EXIT_OK, night_date
 
 
 def _nights(text: str) -> int:
@@ -99,10 +99,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         for r in store.list_runs(db, settings, args.limit):
             p = r.get("progress") or {}
             print(f"{r['_id']}  {r['state']:<7} {p.get('done', 0)}/{p.get('total')}", file=out)
-        return 0
+        return EXIT_OK
     if args.replays_command == "show":
         print(format_run(store.get_run(db, settings, args.run_id)), file=out)
-        return 0
+        return EXIT_OK
     done = _start(args, settings)
     print(format_run(done), file=out)
-    return 0 if done["state"] == "done" else 1
+    return EXIT_OK if done["state"] == "done" else EXIT_FAILED

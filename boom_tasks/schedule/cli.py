@@ -8,22 +8,18 @@ added or removed at its next look (``schedule.poll_s``).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from boom_tasks import logs
-from boom_tasks.entry import exit_with
-from boom_tasks.errors import BoomError, ConfigError
+from boom_tasks.entry import EXIT_OK, exit_with
+from boom_tasks.errors import ConfigError
+from boom_tasks.schedule import commands
 
 if TYPE_CHECKING:
     from boom_tasks.settings import Settings
@@ -55,28 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def open_store() -> Iterator[BackgroundScheduler]:
-    """Yield a paused scheduler on the job store: it reads and writes jobs, runs none."""
-    from boom_tasks.schedule.scheduler import build_scheduler
-    from boom_tasks.settings import get_settings
-
-    scheduler = build_scheduler(get_settings())
-    _start(scheduler, paused=True)
-    try:
-        yield scheduler
-    finally:
-        scheduler.shutdown(wait=False)
-
-
-def _start(scheduler: BackgroundScheduler, paused: bool) -> None:
-    # The job store's first query is made here: an unreachable MongoDB is one line.
-    from boom_tasks.services.mongo import mongo_errors
-
-    with mongo_errors("opening the schedule's job store"):
-        scheduler.start(paused=paused)
-
-
 def _kwargs(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -88,91 +62,59 @@ def _kwargs(text: str) -> dict[str, Any]:
 
 
 def _list(out: TextIO) -> int:
-    from boom_tasks.schedule import runs
-    from boom_tasks.schedule.scheduler import describe
-    from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
 
-    settings = get_settings()
-    runs_collection = get_db(settings.mongo)[settings.schedule.runs_collection]
-    with open_store() as scheduler:
-        jobs = [describe(job) for job in scheduler.get_jobs()]
+    jobs = commands.list_jobs(get_settings())
     if not jobs:
         print("no scheduled jobs", file=out)
     for job in jobs:
-        nxt = job["next_run"].isoformat(timespec="seconds") if job["next_run"] else "paused"
-        print(
-            f"{job['id']}  {job['job']}  {job['trigger']}  next {nxt}  ({job['origin']})", file=out
-        )
-        if job["kwargs"]:
-            print(f"    kwargs {json.dumps(job['kwargs'])}", file=out)
-        for run in runs.runs_of(runs_collection, job["id"], limit=3):
+        nxt = job.next_run.isoformat(timespec="seconds") if job.next_run else "paused"
+        print(f"{job.id}  {job.job}  {job.trigger}  next {nxt}  ({job.origin})", file=out)
+        if job.kwargs:
+            print(f"    kwargs {json.dumps(job.kwargs)}", file=out)
+        for run in job.runs:
             print(f"    {run['scheduled_for']}  {run['state']}  {run.get('error', '')}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _add(args: argparse.Namespace, out: TextIO) -> int:
-    from pydantic import ValidationError
+    from boom_tasks.settings import get_settings
 
-    from boom_tasks.schedule.config import ScheduledJob
-    from boom_tasks.schedule.scheduler import put_job
-
-    try:
-        spec = ScheduledJob(id=args.id, cron=args.cron, job=args.job, kwargs=_kwargs(args.kwargs))
-    except ValidationError as e:
-        raise ConfigError("; ".join(err["msg"] for err in e.errors())) from None
-    with open_store() as scheduler:
-        job = put_job(scheduler, spec)
-        next_run = job.next_run_time
-    print(f"job {spec.id} stored: {spec.job} at {spec.cron!r} UTC, next {next_run}", file=out)
-    return 0
+    kwargs = _kwargs(args.kwargs)
+    stored = commands.add_job(get_settings(), args.id, args.cron, args.job, kwargs)
+    print(
+        f"job {stored.id} stored: {stored.job} at {stored.cron!r} UTC, next {stored.next_run}",
+        file=out,
+    )
+    return EXIT_OK
 
 
 def _remove(args: argparse.Namespace, out: TextIO) -> int:
-    with open_store() as scheduler:
-        if scheduler.get_job(args.id) is None:
-            raise ConfigError(f"no scheduled job {args.id!r} (see `boom schedule list`)")
-        scheduler.remove_job(args.id)
+    from boom_tasks.settings import get_settings
+
+    commands.remove_job(get_settings(), args.id)
     print(f"job {args.id} removed", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _run_now(args: argparse.Namespace, out: TextIO) -> int:
-    from boom_tasks.schedule import runs
-    from boom_tasks.schedule.jobs import run_reference
-    from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
 
-    with open_store() as scheduler:
-        job = scheduler.get_job(args.id)
-    if job is None:
-        raise ConfigError(f"no scheduled job {args.id!r} (see `boom schedule list`)")
-    settings = get_settings()
-    runs_collection = get_db(settings.mongo)[settings.schedule.runs_collection]
-    when = f"manual-{dt.datetime.now(dt.UTC).isoformat(timespec='microseconds')}"
-    runs.claim(runs_collection, job.id, when, runs.owner_name())
-    key = runs.run_key(job.id, when)
-    try:
-        run_reference(**job.kwargs)
-    except Exception as e:
-        # Whatever the job raised is its outcome: recorded, then reported as one line.
-        runs.finish(runs_collection, key, "failed", f"{type(e).__name__}: {e}")
-        raise BoomError(f"job {job.id} failed: {type(e).__name__}: {e}") from None
-    runs.finish(runs_collection, key, "done")
-    print(f"job {job.id} ran ({key})", file=out)
-    return 0
+    key = commands.run_now(get_settings(), args.id)
+    print(f"job {args.id} ran ({key})", file=out)
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run one ``boom schedule`` command; return the exit code."""
     out = out or sys.stdout
-    commands = {
+    handlers = {
         "list": lambda: _list(out),
         "add": lambda: _add(args, out),
         "remove": lambda: _remove(args, out),
         "run-now": lambda: _run_now(args, out),
     }
-    return commands[args.schedule_command]()
+    return handlers[args.schedule_command]()
 
 
 def serve(stop: threading.Event, settings: Settings | None = None) -> None:
@@ -187,7 +129,7 @@ def serve(stop: threading.Event, settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     scheduler = build_scheduler(settings)
-    _start(scheduler, paused=True)
+    commands.start_store(scheduler, paused=True)
     try:
         sync_config_jobs(scheduler, settings.schedule.jobs)
         scheduler.resume()
@@ -213,7 +155,7 @@ def _main(argv: list[str] | None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     serve(stop)
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:

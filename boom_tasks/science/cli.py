@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TextIO
 
-from boom_tasks.surveys.base import parse_date
+from boom_tasks.entry import EXIT_FAILED, EXIT_OK, night_date
 
 #: Candids per backfill batch (the bridge's batch size in production).
 BACKFILL_BATCH = 1000
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sub.add_parser("list", help="the configured actors and every actor's health")
     run = sub.add_parser("run", help="run an actor over a night's stored alerts")
     run.add_argument("name", help="module under actors/ (or a dotted module path)")
-    run.add_argument("--night", required=True, type=parse_date, help="UTC date YYYYMMDD")
+    run.add_argument("--night", required=True, type=night_date, help="UTC date YYYYMMDD")
     run.add_argument("--survey", default="ZTF")
     run.add_argument("--redo", action="store_true", help="also alerts already done")
     run.add_argument("--no-publish", action="store_true", help="store results, publish nothing")
@@ -68,7 +68,7 @@ def list_actors(args: argparse.Namespace, out: TextIO) -> int:
             f"{doc.get('alerts', 0)} alerts, {doc.get('results', 0)} results",
             file=out,
         )
-    return 0
+    return EXIT_OK
 
 
 def backfill(args: argparse.Namespace, out: TextIO) -> int:
@@ -85,7 +85,7 @@ def backfill(args: argparse.Namespace, out: TextIO) -> int:
     actor = load_actor(args.name)
     if survey.name not in actor.surveys:
         print(f"{actor.name} does not run on {survey.name} ({', '.join(actor.surveys)})", file=out)
-        return 1
+        return EXIT_FAILED
     db = get_db(settings.mongo)
     candids = select_candids(db, survey, Selection(jd_range=night_jd_range(args.night)))
     publisher = None if args.no_publish else kafka_publisher(settings)
@@ -107,7 +107,7 @@ def backfill(args: argparse.Namespace, out: TextIO) -> int:
         f"{len(errors)} failed batch(es)",
         file=out,
     )
-    return 1 if errors else 0
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def enable_actor(args: argparse.Namespace, out: TextIO) -> int:
@@ -118,6 +118,6 @@ def enable_actor(args: argparse.Namespace, out: TextIO) -> int:
 
     if not enable(get_db(get_settings().mongo), args.survey.upper(), args.name):
         print(f"no science actor {args.name} has run on {args.survey.upper()}", file=out)
-        return 1
+        return EXIT_FAILED
     print(f"science actor {args.name} enabled on {args.survey.upper()}", file=out)
-    return 0
+    return EXIT_OK

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from boom_tasks import logs
 from boom_tasks.broker import NAMESPACE, WORKER_ID_ENV
-from boom_tasks.entry import exit_with
+from boom_tasks.entry import EXIT_OK, exit_with
 from boom_tasks.errors import BoomError
 from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import Settings, WorkerSettings, get_settings
@@ -96,7 +96,7 @@ class Supervisor:
                 self._requeue(worker_id)
             time.sleep(POLL_S)
         self.stop_all()
-        return 0
+        return EXIT_OK
 
     def _start(self, slot: Slot) -> None:
         slot.worker_id = f"{self.tag}-{slot.index}-{uuid.uuid4().hex[:12]}"
