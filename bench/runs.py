@@ -26,6 +26,7 @@ import redis
 from confluent_kafka import Consumer
 
 from bench import costs
+from boom_tasks.chain import CHAIN
 from boom_tasks.monitor.stats import percentile, stage_totals
 from boom_tasks.output.schema import decode
 from boom_tasks.services.kafka import consumer_config
@@ -34,7 +35,8 @@ from boom_tasks.surveys.ztf import ZTF
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
+#: Every stage queue, from the chain (a hand-written list once missed the science stage).
+STAGES = tuple(stage.name for stage in CHAIN)
 #: Valkey database of the broker runs (flushed before each): their counters are their own.
 BENCH_VALKEY_DB = 9
 

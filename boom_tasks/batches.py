@@ -11,18 +11,31 @@ Keys, for survey ``ztf``:
 - ``boom:ztf:batch:<uuid>``: list of raw packets (TTL: leak guard only);
 - ``boom:ztf:pending``: hash batch key → alert count, summed for backpressure;
 - ``boom:ztf:done:<uuid>``: marker of a completed batch (expires after a day).
+
+An *orphan* is a pending batch that no message names: its producer (a bridge, a
+re-ingest, a batch split in halves) died between storing it and sending its
+message. Its alerts are sent again by whoever resends them (the bridge had not
+committed its offsets; a split's whole batch is redelivered), so the orphan is
+only dead weight, but it counts toward backpressure for ever and makes every
+wait for an empty pipeline hang. :func:`reap_orphans` deletes those older than a
+bound; the bridge calls it at start and then regularly.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from dataclasses import dataclass
 
 import redis
 
+from boom_tasks.broker import NAMESPACE
 from boom_tasks.errors import BatchVanished
 from boom_tasks.services.valkey import valkey_errors
 from boom_tasks.surveys import Survey
+
+log = logging.getLogger(__name__)
 
 #: Seconds a "done" marker lives: longer than any redelivery delay of a message.
 DONE_TTL_S = 24 * 3600
@@ -90,3 +103,79 @@ def pending_alerts(client: redis.Redis, survey: Survey) -> int:
     """Return how many alerts are stored and not yet ingested (the backpressure gauge)."""
     with valkey_errors("reading the pending count"):
         return sum(int(v) for v in client.hvals(_pending_key(survey)))
+
+
+def _old_pending(client: redis.Redis, survey: Survey, older_than_s: float, ttl_s: int) -> list[str]:
+    """Return the pending batches stored more than ``older_than_s`` ago.
+
+    A batch's age is read from its remaining TTL (it was stored with ``ttl_s``); one
+    whose payload is already gone is old whatever its age.
+    """
+    keys = [k.decode() for k in client.hkeys(_pending_key(survey))]  # type: ignore[union-attr]
+    if not keys:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.ttl(key)
+    return [k for k, ttl in zip(keys, pipe.execute(), strict=True) if ttl < ttl_s - older_than_s]
+
+
+def _named_batches(client: redis.Redis, survey: Survey) -> set[str]:
+    """Return the batch keys of the survey that any Dramatiq message names.
+
+    Every message not yet acknowledged is in a ``<queue>.msgs`` hash (ready or held
+    by a worker), ``.DQ.msgs`` (delayed) or ``.XQ.msgs`` (dead-lettered); all are
+    searched, since a batch may be named on a survey's ingest queue or a replay's.
+    """
+    pattern = re.compile(rb"boom:" + re.escape(survey.queue_prefix.encode()) + rb":batch:[0-9a-f]+")
+    named: set[str] = set()
+    for queue in client.scan_iter(match=f"{NAMESPACE}:*.msgs", count=100):
+        for _, raw in client.hscan_iter(queue, count=500):
+            named.update(m.decode() for m in pattern.findall(raw))
+    return named
+
+
+def reap_orphans(client: redis.Redis, survey: Survey, older_than_s: float, ttl_s: int) -> list[str]:
+    """Delete the survey's orphan batches stored more than ``older_than_s`` ago.
+
+    Parameters
+    ----------
+    client
+        Valkey client.
+    survey
+        The survey (or a replay's batch owner) whose pending batches are examined.
+    older_than_s
+        Only batches older than this are orphans: a younger one may be between
+        its storing and its message (the producer is alive and retrying).
+    ttl_s
+        The TTL batches are stored with (``bridge.batch_ttl_s``), to read their age.
+
+    Returns
+    -------
+    list of str
+        The keys reaped. Costs one ``HKEYS`` and a ``TTL`` per pending batch when
+        none is old; the messages are searched only when one is.
+
+    Raises
+    ------
+    ServiceUnavailable
+        If Valkey cannot be reached.
+    """
+    with valkey_errors("looking for orphan batches"):
+        old = _old_pending(client, survey, older_than_s, ttl_s)
+        if not old:
+            return []
+        orphans = sorted(set(old) - _named_batches(client, survey))
+        for key in orphans:
+            pipe = client.pipeline(transaction=True)
+            pipe.delete(key)
+            pipe.hdel(_pending_key(survey), key)
+            pipe.execute()
+    for key in orphans:
+        log.warning(
+            "%s: reaped orphan batch %s (stored, never sent: its producer died; its "
+            "alerts are sent again by the producer's restart)",
+            survey.name,
+            key,
+        )
+    return orphans

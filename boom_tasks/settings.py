@@ -143,6 +143,10 @@ class BridgeSettings(Section):
     resume_queued_alerts: int = Field(25_000, ge=0)
     #: Seconds a stored batch lives if nobody deletes it: a leak guard, not a deadline.
     batch_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    #: A pending batch no message names, stored longer ago than this, is an orphan
+    #: (its producer died before sending it) and is deleted (``batches.reap_orphans``).
+    #: Longer than any producer's retry of a send while Valkey answers.
+    orphan_after_s: float = Field(120.0, gt=0)
     #: First and largest wait between reconnection attempts when Kafka is unreachable.
     retry_backoff_s: float = Field(1.0, gt=0)
     max_backoff_s: float = Field(30.0, gt=0)

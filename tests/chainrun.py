@@ -51,8 +51,9 @@ def orphan_batches(survey: Survey) -> list[str]:
     """Return the survey's pending batches that no ingest message names (ready, delayed or dead).
 
     A bridge killed between storing a batch and sending its ingest message leaves
-    one: its alerts are consumed again (the offsets were not committed), so nothing
-    is lost, but the batch stays pending (a known gap: nothing reaps it yet).
+    one: its alerts are consumed again (the offsets were not committed), and the
+    next bridge reaps it (``batches.reap_orphans``). Read here independently of
+    the reaper: by decoding every message.
     """
     import dramatiq
 
@@ -65,11 +66,3 @@ def orphan_batches(survey: Survey) -> list[str]:
     }
     pending = {k.decode() for k in client.hkeys(f"boom:{survey.queue_prefix}:pending")}
     return sorted(pending - named)
-
-
-def drop_batches(survey: Survey, keys: list[str]) -> None:
-    """Forget pending batches (a test's leftovers, so later drains do not wait for them)."""
-    client = redis.Redis.from_url(get_settings().valkey.url)
-    for key in keys:
-        client.hdel(f"boom:{survey.queue_prefix}:pending", key)
-        client.delete(key)

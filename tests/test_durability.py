@@ -22,7 +22,7 @@ import boom_tasks.bridge.consumer as bridge_module
 from boom_tasks.batches import BatchRef, complete_batch
 from boom_tasks.bridge.consumer import Bridge
 from boom_tasks.broker import setup_broker
-from boom_tasks.chain import declare_chain
+from boom_tasks.chain import CHAIN, declare_chain
 from boom_tasks.errors import NotDurable
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.replay.producer import produce_packets
@@ -224,7 +224,7 @@ class _AckLog(Middleware):
             self.succeeded.add(message.message_id)
 
 
-STAGE_QUEUES = [f"ztf_{stage}" for stage in ("ingest", "crossmatch", "ml", "filter", "output")]
+STAGE_QUEUES = [f"ztf_{stage.name}" for stage in CHAIN]
 
 
 @pytest.fixture

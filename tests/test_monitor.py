@@ -110,11 +110,14 @@ def test_passes_are_counted_per_hour_and_in_total(valkey):
     assert stats.passes_total(valkey, "ZTF") == {"f1": 5, "f2": 5}
 
 
-def test_recording_on_a_dead_server_does_not_raise():
+def test_recording_on_a_dead_server_does_not_raise(caplog):
     # A stage must go on when its statistics cannot be written (port 1: nothing listens)
     dead = redis.Redis(port=1, socket_connect_timeout=0.5)
     stats.record_stage(dead, "ZTF", "ingested", 10, {"received": time.time()})
     stats.record_passes(dead, "ZTF", {"f": 1})
+    # And says so
+    assert "could not record ZTF ingested stats" in caplog.text
+    assert "could not record ZTF filter pass stats" in caplog.text
 
 
 # --- the Dramatiq queues -------------------------------------------------------------------

@@ -10,7 +10,8 @@ Step 3: store the batch in Valkey, send ONE message to the survey's ingest actor
         then commit the batch's offsets: a crash anywhere before the commit
         means Kafka redelivers, never that an alert is lost.
 Step 4: pause consuming while too many alerts wait for ingestion; resume below
-        a lower mark.
+        a lower mark. Now and then, delete the orphan batches a bridge killed
+        between steps 3's store and send left (``batches.reap_orphans``).
 Step 5: following the nights (``nights.py``): at the UTC boundary, subscribe to
         the new night's topic beside the old one; drop the old one once consumed.
 On SIGINT/SIGTERM the batch in hand is finished and committed before exiting.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from boom_tasks.batches import BatchRef, pending_alerts, store_batch
+from boom_tasks.batches import BatchRef, pending_alerts, reap_orphans, store_batch
 from boom_tasks.bridge.batcher import Batch, Batcher
 from boom_tasks.bridge.intake import intake_kafka
 from boom_tasks.bridge.nights import NightFollower
@@ -136,6 +137,7 @@ class Bridge:
         self._assigned: set[tuple[str, int]] = set()
         self._at_end: set[tuple[str, int]] = set()
         self._last_check = 0.0
+        self._last_reap: float | None = None
         self._last_error: dict[int, float] = {}
         self._consumer: Consumer | None = None
 
@@ -343,11 +345,24 @@ class Bridge:
         )
         return ref
 
+    def _reap_orphans(self) -> None:
+        """Delete orphan batches a dead bridge left (``batches.reap_orphans``), now and then."""
+        bridge = self.settings.bridge
+        now = time.monotonic()
+        if self._last_reap is not None and now - self._last_reap < bridge.orphan_after_s / 2:
+            return
+        self._last_reap = now
+        try:
+            reap_orphans(self.valkey, self.survey, bridge.orphan_after_s, bridge.batch_ttl_s)
+        except TransientError as e:
+            log.warning("bridge: cannot look for orphan batches (%s); trying later", e)
+
     def _backpressure(self, consumer: Consumer, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_check < BACKPRESSURE_CHECK_S:
             return
         self._last_check = now
+        self._reap_orphans()
         try:
             pending = pending_alerts(self.valkey, self.survey)
         except TransientError as e:

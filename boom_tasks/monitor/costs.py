@@ -15,7 +15,6 @@ The stage is the actor's queue suffix (``ztf_ml`` → ``ml``; ``ztf_replay`` →
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -27,11 +26,9 @@ from dramatiq.middleware import Middleware
 
 from boom_tasks.monitor.stats import PREFIX
 from boom_tasks.services.commands import COMMANDS
-from boom_tasks.services.valkey import get_client
+from boom_tasks.services.valkey import best_effort, get_client
 from boom_tasks.settings import Settings
 from boom_tasks.surveys.base import Survey
-
-log = logging.getLogger(__name__)
 
 #: Fields of a stage's cost hash: (field, Prometheus metric suffix, help text).
 FIELDS = (
@@ -55,7 +52,7 @@ def record_cost(
     db: tuple[float, float] | None = None,
 ) -> None:
     """Add one message's CPU seconds (and ``db``: commands, seconds) to the stage's totals."""
-    try:
+    with best_effort(f"record {survey} {stage} costs"):
         pipe = valkey.pipeline(transaction=False)
         key = cost_key(survey, stage)
         pipe.hincrby(key, "messages", 1)
@@ -64,8 +61,6 @@ def record_cost(
             pipe.hincrby(key, "db_commands", int(db[0]))
             pipe.hincrbyfloat(key, "db_s", db[1])
         pipe.execute()
-    except redis.RedisError as e:
-        log.warning("could not record %s %s costs: %s", survey, stage, e)
 
 
 def cost_totals(

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
-from boom_tasks.errors import ServiceUnavailable
-from boom_tasks.services.kafka import admin
+from boom_tasks.services.kafka import admin, kafka_errors
 from boom_tasks.settings import KafkaSettings
 
 #: Seconds to wait for Kafka before the dashboard shows the lag as unavailable.
@@ -47,7 +46,7 @@ def consumer_lag(kafka: KafkaSettings, group_id: str) -> list[PartitionLag]:
     """
     client = admin(kafka)
     request = [ConsumerGroupTopicPartitions(group_id)]
-    try:
+    with kafka_errors(f"cannot read consumer lag of {group_id}"):
         group = client.list_consumer_group_offsets(request, request_timeout=LAG_TIMEOUT_S)
         listed = group[group_id].result(timeout=LAG_TIMEOUT_S).topic_partitions or []
         committed = {(p.topic, p.partition): p.offset for p in listed if p.offset >= 0}
@@ -63,8 +62,6 @@ def consumer_lag(kafka: KafkaSettings, group_id: str) -> list[PartitionLag]:
         }
         futures = client.list_offsets(wanted, request_timeout=LAG_TIMEOUT_S)
         latest = {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
-    except (KafkaException, TimeoutError) as e:
-        raise ServiceUnavailable(f"cannot read consumer lag of {group_id}: {e}") from None
     return [
         PartitionLag(topic, partition, committed.get((topic, partition)), offset)
         for (topic, partition), offset in sorted(latest.items())

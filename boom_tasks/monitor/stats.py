@@ -12,7 +12,6 @@ Recording never fails a stage: a Valkey error is logged and the batch goes on.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -21,7 +20,7 @@ from typing import cast
 
 import redis
 
-log = logging.getLogger(__name__)
+from boom_tasks.services.valkey import best_effort
 
 #: Key prefix of every figure recorded here.
 PREFIX = "boom:stats"
@@ -81,7 +80,7 @@ def record_stage(
     if latency is not None:
         fields[f"b{bucket_of(latency)}"] = count
     minute_key = _stage_key(survey, stage, f"m:{int(now // 60)}")
-    try:
+    with best_effort(f"record {survey} {stage} stats"):
         pipe = valkey.pipeline(transaction=False)
         for key in (minute_key, _stage_key(survey, stage, "total")):
             for name, value in fields.items():
@@ -90,8 +89,6 @@ def record_stage(
                 pipe.hincrbyfloat(key, "sum", latency * count)
         pipe.expire(minute_key, MINUTE_TTL_S)
         pipe.execute()
-    except redis.RedisError as e:
-        log.warning("could not record %s %s stats: %s", survey, stage, e)
 
 
 def record_passes(
@@ -103,15 +100,13 @@ def record_passes(
         return
     now = time.time() if now is None else now
     hour_key = _passes_key(survey, f"h:{int(now // 3600)}")
-    try:
+    with best_effort(f"record {survey} filter pass stats"):
         pipe = valkey.pipeline(transaction=False)
         for name, n in counts.items():
             pipe.hincrby(hour_key, name, n)
             pipe.hincrby(_passes_key(survey, "total"), name, n)
         pipe.expire(hour_key, HOUR_TTL_S)
         pipe.execute()
-    except redis.RedisError as e:
-        log.warning("could not record %s filter pass stats: %s", survey, e)
 
 
 @dataclass(frozen=True)

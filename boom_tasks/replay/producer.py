@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 from tqdm import tqdm
 
 from boom_tasks.errors import ServiceUnavailable
-from boom_tasks.services.kafka import ensure_topic, producer_config
+from boom_tasks.services.kafka import ensure_topic, kafka_errors, producer_config
 from boom_tasks.settings import Settings, get_settings
 from boom_tasks.surveys.base import Survey
 
@@ -180,13 +180,12 @@ def _produce(
     """Queue one packet; while the local queue is full, serve delivery reports and retry."""
     while True:
         try:
-            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            with kafka_errors(f"refused a packet for {topic}"):
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
         except BufferError:
             # The queue empties as Kafka acknowledges; polling is what lets it drain.
             producer.poll(FULL_QUEUE_POLL_S)
             continue
-        except KafkaException as e:
-            raise ServiceUnavailable(f"Kafka refused a packet for {topic}: {e.args[0]}") from None
         producer.poll(0)  # serve delivery callbacks as we go, or they pile up
         return
 

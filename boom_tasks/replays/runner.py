@@ -27,7 +27,7 @@ from typing import Any
 import dramatiq
 from dramatiq.results import ResultFailure, ResultTimeout
 
-from boom_tasks.batches import pending_alerts, store_batch
+from boom_tasks.batches import pending_alerts, reap_orphans, store_batch
 from boom_tasks.broker import NAMESPACE, queue_name
 from boom_tasks.chain import CHAIN
 from boom_tasks.errors import BoomError, ConfigError
@@ -130,6 +130,8 @@ def packet_units(
     """Yield the messages of a re-ingest: each slice of packets stored as a Valkey batch."""
     valkey, owner = get_client(settings.valkey), batch_owner(survey)
     ttl = settings.bridge.batch_ttl_s
+    # A re-ingest killed between storing a slice and sending it left an orphan behind.
+    reap_orphans(valkey, owner, settings.bridge.orphan_after_s, ttl)
     order: tuple[Any, ...] = (run["_id"], run["kind"], "", None, "", [])
     while chunk := list(itertools.islice(packets, settings.replays.slice_size)):
         ref = store_batch(valkey, owner, chunk, ttl)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -49,6 +51,21 @@ RDKAFKA_LOG.addFilter(_Once())
 #: Seconds to wait for cluster metadata before declaring Kafka unreachable; short,
 #: because the caller retries with backoff and logs each failed attempt.
 METADATA_TIMEOUT_S = 5.0
+
+
+@contextmanager
+def kafka_errors(what: str) -> Iterator[None]:
+    """Translate the Kafka client's failures raised inside the block.
+
+    Raises
+    ------
+    ServiceUnavailable
+        A ``KafkaException`` or a timeout (an admin request's future not done).
+    """
+    try:
+        yield
+    except (KafkaException, TimeoutError) as e:
+        raise ServiceUnavailable(f"Kafka: {what}: {e}") from None
 
 
 def producer_config(kafka: KafkaSettings, **extra: Any) -> dict[str, Any]:

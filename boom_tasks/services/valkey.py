@@ -6,6 +6,7 @@ Redis broker uses it too).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ import redis
 
 from boom_tasks.errors import ConfigError, NotDurable, PermanentError, ServiceUnavailable
 from boom_tasks.settings import ValkeySettings
+
+log = logging.getLogger(__name__)
 
 #: Key a hand-off writes just before it waits for durability. ``WAITAOF`` waits for
 #: the calling connection's own last write; the AOF is one sequential log, so once
@@ -52,6 +55,19 @@ def valkey_errors(what: str) -> Iterator[None]:
         raise ServiceUnavailable(f"Valkey unavailable while {what}: {e}") from None
     except redis.RedisError as e:
         raise PermanentError(f"Valkey error while {what}: {e}") from None
+
+
+@contextmanager
+def best_effort(what: str) -> Iterator[None]:
+    """Run the block; on any Valkey error, log a warning and go on.
+
+    For bookkeeping that must never fail the work it describes (the dashboard's
+    counters, the cost account): a lost increment is better than a failed batch.
+    """
+    try:
+        yield
+    except redis.RedisError as e:
+        log.warning("could not %s: %s", what, e)
 
 
 def wait_durable(client: redis.Redis, valkey: ValkeySettings, what: str) -> None:

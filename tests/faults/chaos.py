@@ -37,6 +37,7 @@ import redis
 from dramatiq import Message
 
 from bench.filters import bench_filters
+from boom_tasks.chain import CHAIN
 from boom_tasks.filter.store import add_filter, set_active
 from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.monitor.stats import stage_totals
@@ -133,6 +134,8 @@ class ChaosRun:
             "BOOM_BRIDGE__BATCH_SIZE": str(config.batch_size),
             "BOOM_BRIDGE__MAX_QUEUED_ALERTS": str(config.max_queued),
             "BOOM_BRIDGE__RESUME_QUEUED_ALERTS": str(config.max_queued // 2),
+            # The restarted bridge reaps the orphan batch a kill may leave while it runs.
+            "BOOM_BRIDGE__ORPHAN_AFTER_S": "2",
             "BOOM_WORKER__RESTART_BACKOFF_S": "0.5",
             # The production retry policy (the test configuration's is short): a stage
             # must ride out a MongoDB restart by retrying, not dead-letter its batch.
@@ -239,9 +242,11 @@ class ChaosRun:
 
     def _drained(self) -> bool:
         """Tell whether no stage has work left (a dead-lettered batch is no work: it is lost)."""
+        # Every stage of the chain: a list written out here once missed the science stage
+        # added later, and a run could end with batches still on their way to the filters.
         keys = [
-            f"dramatiq:ztf_{s}{x}.msgs"
-            for s in ("ingest", "crossmatch", "ml", "filter", "output")
+            f"dramatiq:{ZTF.queue_prefix}_{stage.name}{x}.msgs"
+            for stage in CHAIN
             for x in ("", ".DQ")
         ]
         try:

@@ -100,6 +100,7 @@ class Figures:
     unpublished: int = 0
     duplicated_messages: int = 0
     queued_left: int = 0
+    left_in: Counter = field(default_factory=Counter)
     dead_letters: list[str] = field(default_factory=list)
     unexplained_dead_letters: int = 0
     quarantined: Counter = field(default_factory=Counter)
@@ -174,7 +175,9 @@ def _check_queues(f: Figures, valkey: redis.Redis) -> None:
     backend = RedisBackend(client=valkey)
     for stage in CHAIN:
         queue = f"{NAMESPACE}:{ZTF.queue_prefix}_{stage.name}"
-        f.queued_left += int(valkey.hlen(f"{queue}.msgs")) + int(valkey.hlen(f"{queue}.DQ.msgs"))
+        for key in (f"{queue}.msgs", f"{queue}.DQ.msgs"):
+            if n := int(valkey.hlen(key)):
+                f.left_in[key] += n
         for raw in valkey.hvals(f"{queue}.XQ.msgs"):
             message = Message.decode(raw)
             try:
@@ -186,7 +189,9 @@ def _check_queues(f: Figures, valkey: redis.Redis) -> None:
                 why = ""
             f.dead_letters.append(f"{message.actor_name}: {why or 'no explanation'}")
             f.unexplained_dead_letters += not why
-    f.queued_left += int(valkey.hlen(f"boom:{ZTF.queue_prefix}:pending"))
+    if n := int(valkey.hlen(f"boom:{ZTF.queue_prefix}:pending")):
+        f.left_in["pending batches"] += n
+    f.queued_left = sum(f.left_in.values())
 
 
 def _check_quarantine(f: Figures, db: Any, real: list[int], bad: list[tuple[str, bytes]]) -> None:
@@ -219,6 +224,7 @@ def format_figures(f: Figures) -> str:
         f"queues: {f.queued_left} messages or batches left; {len(f.dead_letters)} dead letters, "
         f"{f.unexplained_dead_letters} unexplained",
     ]
+    lines += [f"  {n} in {where}" for where, n in sorted(f.left_in.items())]
     lines += [f"  dead letter: {d}" for d in f.dead_letters]
     lines.append(f"quarantine: {sum(f.quarantined.values())} documents, {f.real_quarantined} real")
     lines += [f"  {n} x {reason[:110]}" for reason, n in f.quarantined.most_common(12)]
