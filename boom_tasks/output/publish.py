@@ -31,13 +31,17 @@ from boom_tasks.output.message import build_message
 from boom_tasks.output.provenance import LIVE, message_provenance
 from boom_tasks.output.schema import carries_matches, encode
 from boom_tasks.services.kafka import producer_config
-from boom_tasks.services.mongo import find_in, insert_new, mongo_errors
+from boom_tasks.services.mongo import find_in, find_in_chunks, insert_new, mongo_errors
 from boom_tasks.settings import KafkaSettings
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
 
 _producer: tuple[int, Producer] | None = None
+
+#: Cursor batch of a read of passes: a chunk of candids (``services.mongo.IN_CHUNK``) times the
+#: filters one alert may pass, so a chunk's passes come in one reply.
+PASS_BATCH = 5000
 
 
 def get_producer(kafka: KafkaSettings) -> Producer:
@@ -63,7 +67,9 @@ def topic_name(template: str, survey: str, filter_name: str = "") -> str:
 
 def _unpublished(db: Database, survey: Survey, candids: Sequence[int]) -> dict[int, list[dict]]:
     with mongo_errors(f"reading {survey.name} filter passes"):
-        passes = find_in(db[survey.filter_passes], "candid", candids)
+        # A chunk's passes (~5 per alert) in one reply: no ``getMore`` after the first 101.
+        chunks = find_in_chunks(db[survey.filter_passes], "candid", candids, batch_size=PASS_BATCH)
+        passes = [p for cursor in chunks for p in cursor]
         # By candid (indexed, ingest/indexes.py), not by pass id: one ``$in`` per chunk of
         # the batch's candids instead of one per chunk of its passes (~5 per alert).
         published = find_in(db[survey.publications], "candid", candids, {"_id": 1})
