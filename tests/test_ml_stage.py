@@ -17,7 +17,7 @@ from boom_tasks.ml.config import ACAI_FEATURES, DEFAULT_MODELS, MLSettings, Mode
 from boom_tasks.ml.errors import ModelConfigError
 from boom_tasks.ml.predict import AlertContext, predict
 from boom_tasks.ml.registry import load_model, load_models
-from boom_tasks.ml.stage import enrich_batch
+from boom_tasks.ml.stage import enrich_batch, stamps_needed
 from boom_tasks.settings import load_settings
 from boom_tasks.surveys import ZTF
 from boom_tasks.surveys.ztf.packets import parse_packet
@@ -209,3 +209,21 @@ def test_a_redelivered_batch_is_skipped_and_a_redo_writes_the_same_values(enrich
     assert enrich_batch(db, ZTF, models, candids, redo=True).alerts == len(candids)
     after = {d["_id"]: d for d in db[ZTF.alerts].find({}, {"properties": 1, "classifications": 1})}
     assert after == before
+
+
+def test_the_stage_reads_only_the_stamps_the_models_use():
+    # Given the shipped models (acai reads all three stamps) and a variant reading two
+    models = load_models(MLSettings(), "ZTF", MODELS)
+    two = ACAI.inputs[1].model_copy(update={"cutouts": ["cutoutScience", "cutoutDifference"]})
+    spec = _acai(inputs=[ACAI.inputs[0], two])
+    # Then the cutouts read are those stamps, and none without a cutout model
+    assert stamps_needed(models) == ["cutoutDifference", "cutoutScience", "cutoutTemplate"]
+    assert stamps_needed([_Loaded(spec)]) == ["cutoutDifference", "cutoutScience"]
+    assert stamps_needed([m for m in models if not m.spec.needs_cutouts()]) == []
+
+
+class _Loaded:
+    """Just the spec of a loaded model: all :func:`stamps_needed` reads."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec

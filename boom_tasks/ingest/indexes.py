@@ -18,9 +18,14 @@ QUARANTINE_INDEXES = [IndexModel([("quarantined_at", DESCENDING)])]
 PASSES_INDEXES = [IndexModel([("candid", ASCENDING)]), IndexModel([("filter_id", ASCENDING)])]
 
 
+#: The output stage reads which of a batch's passes are published by candid.
+PUBLICATIONS_INDEXES = [IndexModel([("candid", ASCENDING)])]
+
+
 def ensure_indexes(db: Database, survey: Survey) -> None:
     """Create the survey's indexes (its own, and the broker's) if they do not exist yet."""
     create_missing_indexes(db[survey.alerts], list(survey.alert_indexes))
     create_missing_indexes(db[survey.aux], list(survey.aux_indexes))
     create_missing_indexes(db[survey.quarantine], QUARANTINE_INDEXES)
     create_missing_indexes(db[survey.filter_passes], PASSES_INDEXES)
+    create_missing_indexes(db[survey.publications], PUBLICATIONS_INDEXES)

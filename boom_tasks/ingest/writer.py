@@ -4,8 +4,9 @@ Step 1: insert alert documents, ``_id`` = candid, unordered; a duplicate key
         means the alert is already stored (a replay), not an error.
 Step 2: insert cutout documents the same way.
 Step 3: merge each object's history into its aux document with one ``$in``
-        read and one bulk write, using compare-and-swap on a version token so
-        that two workers updating the same object never lose each other's points.
+        read (of the history lists only), one unordered insert of the new objects
+        and one bulk write of the others, using compare-and-swap on a version token
+        so that two workers updating the same object never lose each other's points.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from boom_tasks.alert.base import AlertDocs, radec_geojson
 from boom_tasks.errors import TransientError
 from boom_tasks.ingest.history import history_changed, merge_history
 from boom_tasks.services.mongo import check_durable, mongo_errors
+from boom_tasks.services.mongo import insert_new as insert_new_indexes
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
@@ -66,15 +68,17 @@ def insert_new(collection: Collection, docs: list[dict[str, Any]]) -> set[Any]:
             return set(ids) - failed
 
 
-def _aux_update(
+def _aux_write(
     survey: Survey,
     object_id: str,
     stored: dict[str, Any] | None,
     alerts: list[AlertDocs],
     now: dt.datetime,
-) -> tuple[UpdateOne, str] | None:
-    """Return the conditional update of one object's aux document and its new version token.
+) -> tuple[UpdateOne | dict[str, Any], str] | None:
+    """Return the write of one object's merged history and its new version token.
 
+    A new object's write is its whole document, inserted (a concurrent creator makes
+    it a duplicate key: the race is lost); a stored one's, a conditional update.
     Returns None when the merged history equals the stored one.
     """
     merged = merge_history(
@@ -85,22 +89,32 @@ def _aux_update(
     token = uuid.uuid4().hex
     fields = {**merged, VERSION_FIELD: token, "updated_at": now}
     if stored is None:
-        # Upsert only if still absent: a concurrent creator makes this a duplicate key.
         first = alerts[0]
-        insert = {
-            "coordinates": {"radec_geojson": radec_geojson(first.ra, first.dec)},
-            "created_at": now,
+        coordinates = {"radec_geojson": radec_geojson(first.ra, first.dec)}
+        return {"_id": object_id, **fields, "coordinates": coordinates, "created_at": now}, token
+    filter_ = {"_id": object_id, VERSION_FIELD: stored.get(VERSION_FIELD)}
+    return UpdateOne(filter_, {"$set": fields}), token
+
+
+def aux_fields(survey: Survey) -> dict[str, int]:
+    """Return the projection of what merging reads: the history lists and the token."""
+    return dict.fromkeys((*survey.history_fields, VERSION_FIELD), 1)
+
+
+def _updates_lost(aux: Collection, ops: list[UpdateOne], tokens: dict[str, str]) -> set[str]:
+    """Apply the conditional updates; return the objects whose update did not match."""
+    if not ops:
+        return set()
+    with mongo_errors("updating aux documents"):
+        if aux.bulk_write(ops, ordered=False).matched_count == len(ops):
+            return set()  # every compare-and-swap matched: nobody raced us
+        # Unordered bulk results do not say which update matched: read the tokens back.
+        ids = list(tokens)
+        now_tokens = {
+            d["_id"]: d.get(VERSION_FIELD)
+            for d in aux.find({"_id": {"$in": ids}}, {VERSION_FIELD: 1})
         }
-        op = UpdateOne(
-            {"_id": object_id, VERSION_FIELD: {"$exists": False}},
-            {"$set": fields, "$setOnInsert": insert},
-            upsert=True,
-        )
-    else:
-        op = UpdateOne(
-            {"_id": object_id, VERSION_FIELD: stored.get(VERSION_FIELD)}, {"$set": fields}
-        )
-    return op, token
+    return {oid for oid, tok in tokens.items() if now_tokens.get(oid) != tok}
 
 
 def _cas_round(
@@ -108,31 +122,25 @@ def _cas_round(
 ) -> set[str]:
     """Try to write every object's merged history once; return the objects that lost a race."""
     with mongo_errors("reading aux documents"):
-        stored = {d["_id"]: d for d in aux.find({"_id": {"$in": list(groups)}})}
-    ops, tokens = [], {}
+        found = aux.find({"_id": {"$in": list(groups)}}, aux_fields(survey))
+        stored = {d["_id"]: d for d in found}
+    new: list[dict[str, Any]] = []
+    ops: list[UpdateOne] = []
+    tokens: dict[str, str] = {}
     for object_id, alerts in groups.items():
-        update = _aux_update(survey, object_id, stored.get(object_id), alerts, now)
-        if update is not None:
-            ops.append(update[0])
-            tokens[object_id] = update[1]
-    if not ops:
-        return set()
-    with mongo_errors("updating aux documents"):
-        try:
-            result = aux.bulk_write(ops, ordered=False)
-            if result.matched_count + result.upserted_count == len(ops):
-                return set()  # every compare-and-swap matched: nobody raced us
-        except BulkWriteError as e:
-            check_durable(e, "the aux documents")
-            if any(w.get("code") != DUPLICATE_KEY for w in e.details.get("writeErrors", [])):
-                raise
-        # Unordered bulk results do not say which update matched: read the tokens back.
-        now_tokens = {
-            d["_id"]: d.get(VERSION_FIELD)
-            for d in aux.find({"_id": {"$in": list(tokens)}}, {VERSION_FIELD: 1})
-        }
-    lost = {oid for oid, tok in tokens.items() if now_tokens.get(oid) != tok}
-    log.debug("aux CAS: %d written, %d lost the race", len(tokens) - len(lost), len(lost))
+        write = _aux_write(survey, object_id, stored.get(object_id), alerts, now)
+        if write is None:
+            continue
+        if isinstance(write[0], dict):
+            new.append(write[0])
+        else:
+            ops.append(write[0])
+            tokens[object_id] = write[1]
+    # One unordered insert for the new objects instead of an upsert each.
+    inserted = set(insert_new_indexes(aux, new, "creating aux documents"))
+    lost = {d["_id"] for i, d in enumerate(new) if i not in inserted}
+    lost |= _updates_lost(aux, ops, tokens)
+    log.debug("aux CAS: %d lost the race", len(lost))
     return lost
 
 

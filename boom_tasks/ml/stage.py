@@ -46,8 +46,14 @@ def until(points: list[dict[str, Any]] | None, jd: float) -> list[dict[str, Any]
     return [p for p in points or [] if p.get("jd") is not None and p["jd"] <= jd]
 
 
+def stamps_needed(models: Sequence[LoadedModel]) -> list[str]:
+    """Return the cutouts the models' inputs read (none: the stage reads no cutouts)."""
+    names = {c for m in models for i in m.spec.inputs if i.kind == "cutouts" for c in i.cutouts}
+    return sorted(names)
+
+
 def _read(
-    db: Database, survey: Survey, candids: Sequence[int], cutouts: bool, redo: bool
+    db: Database, survey: Survey, candids: Sequence[int], cutouts: list[str], redo: bool
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
     with mongo_errors(f"reading {survey.name} alerts for ML"):
         # A redelivered batch or a replay finds its alerts already enriched: skip them.
@@ -56,9 +62,11 @@ def _read(
         object_ids = sorted({a["objectId"] for a in alerts})
         lists = dict.fromkeys(survey.history_fields, 1)  # the light curve only
         aux = {d["_id"]: d for d in find_in(db[survey.aux], "_id", object_ids, lists)}
-        # Only the cutouts of the alerts enriched now (not of those a replay skips).
+        # Only the cutouts of the alerts enriched now (not of those a replay skips), and
+        # only the stamps a model reads (each is ~15 KB of the document's ~45).
         ids = [a["_id"] for a in alerts] if cutouts else []
-        stamps = {d["_id"]: d for d in find_in(db[survey.cutouts], "_id", ids)}
+        fields = dict.fromkeys(cutouts, 1)
+        stamps = {d["_id"]: d for d in find_in(db[survey.cutouts], "_id", ids, fields)}
     return alerts, aux, stamps
 
 
@@ -101,8 +109,7 @@ def enrich_batch(
     Alerts already enriched are left as they are unless ``redo`` is set.
     """
     now = now or dt.datetime.now(dt.UTC)
-    need_cutouts = any(m.spec.needs_cutouts() for m in models)
-    contexts = _contexts(survey, *_read(db, survey, candids, need_cutouts, redo))
+    contexts = _contexts(survey, *_read(db, survey, candids, stamps_needed(models), redo))
     updates: dict[int, dict[str, Any]] = {
         ctx.candid: {"properties": survey.properties(ctx.candidate, curve), ENRICHED_FIELD: now}
         for ctx, curve in contexts

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from boom_tasks.errors import ServiceUnavailable
@@ -32,13 +31,17 @@ from boom_tasks.output.message import build_message
 from boom_tasks.output.provenance import LIVE, message_provenance
 from boom_tasks.output.schema import carries_matches, encode
 from boom_tasks.services.kafka import producer_config
-from boom_tasks.services.mongo import find_in, mongo_errors
+from boom_tasks.services.mongo import find_in, find_in_chunks, insert_new, mongo_errors
 from boom_tasks.settings import KafkaSettings
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
 
 _producer: tuple[int, Producer] | None = None
+
+#: Cursor batch of a read of passes: a chunk of candids (``services.mongo.IN_CHUNK``) times the
+#: filters one alert may pass, so a chunk's passes come in one reply.
+PASS_BATCH = 5000
 
 
 def get_producer(kafka: KafkaSettings) -> Producer:
@@ -64,9 +67,13 @@ def topic_name(template: str, survey: str, filter_name: str = "") -> str:
 
 def _unpublished(db: Database, survey: Survey, candids: Sequence[int]) -> dict[int, list[dict]]:
     with mongo_errors(f"reading {survey.name} filter passes"):
-        passes = find_in(db[survey.filter_passes], "candid", candids)
-        ids = [p["_id"] for p in passes]
-        done = {d["_id"] for d in find_in(db[survey.publications], "_id", ids, {"_id": 1})}
+        # A chunk's passes (~5 per alert) in one reply: no ``getMore`` after the first 101.
+        chunks = find_in_chunks(db[survey.filter_passes], "candid", candids, batch_size=PASS_BATCH)
+        passes = [p for cursor in chunks for p in cursor]
+        # By candid (indexed, ingest/indexes.py), not by pass id: one ``$in`` per chunk of
+        # the batch's candids instead of one per chunk of its passes (~5 per alert).
+        published = find_in(db[survey.publications], "candid", candids, {"_id": 1})
+        done = {d["_id"] for d in published}
     todo: dict[int, list[dict]] = defaultdict(list)
     for p in passes:
         if p["_id"] not in done:
@@ -74,11 +81,21 @@ def _unpublished(db: Database, survey: Survey, candids: Sequence[int]) -> dict[i
     return todo
 
 
+def aux_fields(survey: Survey) -> dict[str, int]:
+    """Return the projection of the aux fields a message is built from.
+
+    The light curve, the cross-matches, and the aliases and position other surveys'
+    matches need (:mod:`.matches`); not the bookkeeping (``_v``, ``updated_at``...).
+    """
+    return dict.fromkeys(("cross_matches", "aliases", "coordinates", *survey.history_fields), 1)
+
+
 def _documents(db: Database, survey: Survey, candids: list[int]) -> tuple[dict, dict, dict]:
     with mongo_errors(f"reading {survey.name} alerts to publish"):
         alerts = {a["_id"]: a for a in find_in(db[survey.alerts], "_id", candids)}
         oids = sorted({a["objectId"] for a in alerts.values()})
-        aux = {d["_id"]: d for d in find_in(db[survey.aux], "_id", oids)}
+        aux_docs = find_in(db[survey.aux], "_id", oids, aux_fields(survey))
+        aux = {d["_id"]: d for d in aux_docs}
         stamps = {c["_id"]: c for c in find_in(db[survey.cutouts], "_id", candids)}
     return alerts, aux, stamps
 
@@ -176,23 +193,18 @@ def publish_batch(
 
 
 def _record(db: Database, survey: Survey, delivered: dict[int, list[dict[str, Any]]]) -> None:
+    # ``_id`` is the pass's: a record already there (a concurrent replay's) is kept as it
+    # is, as the ``$setOnInsert`` upsert this replaces did, for an insert's price.
     now = dt.datetime.now(dt.UTC)
-    ops = [
-        UpdateOne(
-            {"_id": p["_id"]},
-            {
-                "$setOnInsert": {
-                    "candid": c,
-                    "filter_id": p["filter_id"],
-                    "fid": p["fid"],
-                    "published_at": now,
-                }
-            },
-            upsert=True,
-        )
+    records = [
+        {
+            "_id": p["_id"],
+            "candid": c,
+            "filter_id": p["filter_id"],
+            "fid": p["fid"],
+            "published_at": now,
+        }
         for c, passes in delivered.items()
         for p in passes
     ]
-    if ops:
-        with mongo_errors(f"recording {survey.name} publications"):
-            db[survey.publications].bulk_write(ops, ordered=False)
+    insert_new(db[survey.publications], records, f"recording {survey.name} publications")
