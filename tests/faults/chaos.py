@@ -316,6 +316,12 @@ class ChaosRun:
             if r["event"] == "start" and r["pid"] == worker and r["id"] not in ended
         ]
         fault.struck = procs.sigkill(parent if fault.kind == PARENT else worker)
+        # A message that ended between that read and the kill was acknowledged (its "end"
+        # is traced before its ack) and never comes back: it was not held.
+        ended = {
+            r["id"] for r in read_trace(self.valkey) if r["event"] == "end" and r["pid"] == worker
+        }
+        fault.held = [i for i in fault.held if i not in ended]
 
     def _restart_server(self, fault: Fault) -> None:
         """Kill (Valkey) or stop (Kafka, MongoDB) a server, start it again, note when it is back."""
