@@ -146,6 +146,7 @@ def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--threads", type=int, nargs="+", default=[2], help="threads per process")
     p.add_argument("--naive-n", type=int, default=1000, help="alerts through the naive loop")
     p.add_argument(
         "--durability",
@@ -178,19 +179,22 @@ def _args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _variant(args: argparse.Namespace, k: int, mode: str, filtering: str) -> tuple[str, Options]:
+def _variant(
+    args: argparse.Namespace, k: int, threads: int, mode: str, filtering: str
+) -> tuple[str, Options]:
     """Return the name and options of one broker run.
 
     ``filtering`` is "grouped", "landed" (this code, one filter at a time) or "code"
     (the ``--landed-tree`` code, which has no ``filters.grouped`` setting and refuses
     unknown ones; its processes run without the cost account, which it lacks).
     """
-    name = f"broker, {k} proc, durable {mode}, "
+    name = f"broker, {k} proc x {threads} thr, durable {mode}, "
     log = args.out / "processes.log"
     if filtering == "code":
-        opts = Options(k, DURABILITY[mode], log=log, tree=args.landed_tree)
+        opts = Options(k, DURABILITY[mode], threads=threads, log=log, tree=args.landed_tree)
         return name + "landed code", opts
-    opts = Options(k, {**DURABILITY[mode], **FILTERING[filtering]}, args.costs, log=log)
+    env = {**DURABILITY[mode], **FILTERING[filtering]}
+    opts = Options(k, env, args.costs, threads=threads, log=log)
     return name + ("one filter at a time" if filtering == "landed" else filtering), opts
 
 
@@ -206,7 +210,9 @@ def _paced(
         topic = f"bench-paced-{uuid.uuid4().hex[:8]}"
         feed = paced.feeder(settings, topic, packets, offered, args.visit)
         db = fresh_db(client, "bench_pipeline_paced")
-        paced_opts = Options(opts.k, opts.env, costs=False, feed=feed, log=opts.log)
+        paced_opts = Options(
+            opts.k, opts.env, costs=False, threads=opts.threads, feed=feed, log=opts.log
+        )
         run = broker(settings, topic, args.n, db, paced_opts)
         label = f"{fraction:.0%} of sustainable"
         runs[label] = run
@@ -242,22 +248,27 @@ def main() -> None:
     )
     if args.landed_tree and args.filters == "landed":
         filterings = ["code"]
-    for k in args.workers:
-        for mode in modes:
-            for filtering in filterings:
-                db = fresh_db(client, f"bench_pipeline_{k}")
-                name, opts = _variant(args, k, mode, filtering)
-                run = broker(settings, source, args.n, db, opts)
-                results[name] = (run.rate, run.summary)
-                checks.append(f"  {name}: {check(naive_db, db, subset)}")
-                if run.cost_table:
-                    tables.append(f"{name}\n{run.cost_table}")
-                last = (name, run.rate, opts)
+    variants = [
+        (k, t, mode, filtering)
+        for k in args.workers
+        for t in args.threads
+        for mode in modes
+        for filtering in filterings
+    ]
+    for k, t, mode, filtering in variants:
+        db = fresh_db(client, f"bench_pipeline_{k}")
+        name, opts = _variant(args, k, t, mode, filtering)
+        run = broker(settings, source, args.n, db, opts)
+        results[name] = (run.rate, run.summary)
+        checks.append(f"  {name}: {check(naive_db, db, subset)}")
+        if run.cost_table:
+            tables.append(f"{name}\n{run.cost_table}")
+        last = (name, run.rate, opts)
     for name in ["bench_pipeline_naive", *(f"bench_pipeline_{k}" for k in args.workers)]:
         client.drop_database(name)
     report = [f"N = {args.n} alerts ({os.cpu_count()} CPU cores)"]
     for name, (rate, lat) in results.items():
-        report.append(f"  {name:<44} {rate:8.1f} alerts/s   {lat}")
+        report.append(f"  {name:<56} {rate:8.1f} alerts/s   {lat}")
     report += [*checks, "", *tables]
     if args.paced and last is not None:
         report += _paced(settings, args, client, packets, last)

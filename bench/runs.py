@@ -109,6 +109,8 @@ class Options:
     k: int
     env: dict[str, str]
     costs: bool = False
+    #: Worker threads per process.
+    threads: int = 2
     #: Feeds the source topic during the run (paced mode); None: already produced.
     feed: Callable[[], None] | None = None
     #: File receiving the workers' and the bridge's logs (None: discarded).
@@ -143,7 +145,14 @@ def broker(settings: Settings, source: str, n: int, db: Any, opts: Options) -> R
     module = "bench.cost_worker" if opts.costs else "boom_tasks.actors"
     logs: Any = opts.log.open("ab") if opts.log else subprocess.DEVNULL
     workers = subprocess.Popen(
-        [str(bin_dir / "dramatiq"), module, "--processes", str(opts.k), "--threads", "2"],
+        [
+            str(bin_dir / "dramatiq"),
+            module,
+            "--processes",
+            str(opts.k),
+            "--threads",
+            str(opts.threads),
+        ],
         env=env,
         cwd=cwd,
         stderr=logs,

@@ -233,3 +233,20 @@ def test_the_filter_actor_runs_each_filter_alone_every_solo_every_batches(settin
     # Then the third and sixth ran every filter alone, the others grouped
     assert solo_flags == [False, False, True, False, False, True, False]
     broker.close()
+
+
+def test_the_aux_join_carries_only_the_fields_the_filters_name():
+    from boom_tasks.filter.pipeline import aux_stages
+
+    # Given filters naming the light curve only, then the other surveys' matches
+    def joined(fields):
+        lookup = aux_stages(fields, [1], ZTF)[0]["$lookup"]
+        return lookup["localField"], lookup["pipeline"]
+
+    # Then the join brings those fields (and _id) only: not the non-detections, the
+    # bookkeeping or the coordinates every stage after it would copy
+    assert joined(["prv_candidates"]) == ("objectId", [{"$project": {"prv_candidates": 1}}])
+    # And the other surveys' matches bring the aliases they are found through
+    assert joined(["cross_matches", "survey_matches"])[1] == [
+        {"$project": {"cross_matches": 1, "aliases": 1}}
+    ]

@@ -115,12 +115,19 @@ def aux_stages(
     lifted = {
         f: _lifted(f, programids, survey.permissions) for f in fields if f != SURVEY_MATCHES_FIELD
     }
+    # Only the fields named are joined: an aux document is mostly light curve (11 KB of
+    # a ZTF object's 13 are non-detections), which every later stage would carry.
+    joined = [f for f in fields if f != SURVEY_MATCHES_FIELD]
+    if SURVEY_MATCHES_FIELD in fields:
+        joined.append("aliases")  # the other surveys' objects are found through them
     join: list[dict[str, Any]] = [
         {
             "$lookup": {
                 "from": survey.aux,
                 "localField": "objectId",
                 "foreignField": "_id",
+                # (localField with a pipeline: MongoDB 5.0 or later)
+                "pipeline": [{"$project": dict.fromkeys(joined or ["_id"], 1)}],
                 "as": AUX_JOIN_FIELD,
             }
         },
