@@ -43,6 +43,7 @@ def hand_on(
     next_stage: dramatiq.Actor | None,
     count: int | None = None,
     by_filter: Mapping[str, int] | None = None,
+    stamped: bool = True,
 ) -> None:
     """Stamp ``stage`` finished, send ``candids`` (if any) to ``next_stage``, count the stage.
 
@@ -54,6 +55,11 @@ def hand_on(
     (``valkey.durable_*``): the stage's own message is acknowledged after this
     function returns, so a power cut in between loses no hand-off.
 
+    A stage that is not ``stamped`` (science: the results' Avro schemas carry a fixed
+    set of stage times, and only some surveys have it) sends the times unchanged and
+    is counted on the dashboard only, not in the night report, which adds up the
+    stamped stages; its time counts in the next stamped stage's latency.
+
     Raises
     ------
     NotDurable
@@ -61,17 +67,20 @@ def hand_on(
         its message is redelivered (a duplicate next message is harmless: every
         stage is idempotent).
     """
-    times = stamp(times, stage)
+    now = time.time()
+    if stamped:
+        times = stamp(times, stage, now)
     sent = False
     if next_stage is not None and candids:
         next_stage.send(list(candids), times)
         sent = True
     handled = len(candids) if count is None else count
     client = get_client(settings.valkey)
-    record_stage(client, survey, stage, handled, times, times[stage])
-    keep = settings.conductor.keep_days
-    record_stage_night(
-        client, survey, stage, handled, len(candids), times, times[stage], by_filter, keep
-    )
+    record_stage(client, survey, stage, handled, times, now)
+    if stamped:
+        keep = settings.conductor.keep_days
+        record_stage_night(
+            client, survey, stage, handled, len(candids), times, now, by_filter, keep
+        )
     if sent:
         wait_durable(client, settings.valkey, f"the {survey} {stage} hand-off")

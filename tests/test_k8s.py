@@ -17,6 +17,7 @@ import copy
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +314,22 @@ def test_valkey_keeps_an_aof_on_a_volume(rendered, overlay: str) -> None:
     mounts = valkey["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     claims = {t["metadata"]["name"] for t in valkey["spec"]["volumeClaimTemplates"]}
     assert {m["name"] for m in mounts if m["mountPath"] == pairs["--dir"]} <= claims
+
+
+def test_cluster_config_is_generated_from_the_default(tmp_path) -> None:
+    # ops/k8s/config.py derives base/boom.yaml from config/default.yaml
+    python = str(ROOT / ".venv" / "bin" / "python")
+    proc = subprocess.run([python, str(K8S / "config.py"), "--check"], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    # And a key the cluster must change that left the default configuration is an error
+    sys.path.insert(0, str(K8S))
+    try:
+        from config import cluster_config  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(K8S))
+    default = (ROOT / "config" / "default.yaml").read_text()
+    with pytest.raises(SystemExit, match="dashboard"):
+        cluster_config(default.replace("\ndashboard:", "\nboard:"))
 
 
 def test_cluster_config_is_the_default_but_addresses() -> None:

@@ -184,3 +184,39 @@ def test_ml_sends_to_science_or_straight_to_filter(settings, monkeypatch):
     assert ztf.args[0] == [1, 2] and lsst.args[0] == [3]
     assert broker.queues["ztf_filter"].qsize() == 0
     broker.close()
+
+
+@pytest.mark.services
+def test_the_science_hop_passes_the_times_on_unchanged_and_counts_on_the_dashboard_only(
+    services, unique
+):
+    import time
+
+    import dramatiq
+
+    from boom_tasks.conductor.counters import prefix, record_received
+    from boom_tasks.messages import hand_on
+    from boom_tasks.monitor.stats import stage_totals
+    from boom_tasks.services.valkey import get_client
+
+    valkey, survey = get_client(services.valkey), f"S{unique}"
+    broker = _stub()
+    nxt = dramatiq.actor(lambda *a: None, broker=broker, actor_name="nxt", queue_name="nxt")
+    # Given a batch the bridge recorded on its night
+    received = time.time()
+    record_received(valkey, survey, "20261201", received, 2, {}, keep_days=1)
+    times = {"received": received, "ingested": received + 1.0}
+    # When the science stage hands it on unstamped, and the ML stage stamped
+    hand_on(services, survey, "science", [1, 2], times, nxt, stamped=False)
+    hand_on(services, survey, "enriched", [1, 2], times, nxt)
+    # Then the science hop's message carries the times it was given
+    sent = [Message.decode(broker.queues["nxt"].get_nowait()) for _ in range(2)]
+    assert sent[0].args == ([1, 2], times)
+    assert "enriched" in sent[1].args[1]
+    # And both are counted on the dashboard
+    totals = {t.stage: t.count for t in stage_totals(valkey, survey, ["science", "enriched"])}
+    assert totals == {"science": 2, "enriched": 2}
+    # And only the stamped stage in the night report's bookkeeping
+    night = f"{prefix(survey)}:20261201"
+    assert valkey.exists(f"{night}:enriched") and not valkey.exists(f"{night}:science")
+    broker.close()

@@ -29,7 +29,6 @@ from typing import Any
 from pymongo import ASCENDING, GEOSPHERE, IndexModel
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
 from tqdm import tqdm
 
 from boom_tasks.catalogs import meta
@@ -37,7 +36,8 @@ from boom_tasks.catalogs.coords import detect_columns, to_degrees
 from boom_tasks.catalogs.documents import build_documents, field_names
 from boom_tasks.catalogs.errors import CatalogError
 from boom_tasks.catalogs.readers import Batch, CatalogReader, detect_format, open_catalog
-from boom_tasks.services.mongo import create_missing_indexes, mongo_errors
+from boom_tasks.errors import PermanentError
+from boom_tasks.services.mongo import create_missing_indexes, insert_new, mongo_errors
 from boom_tasks.sky.healpix import DEFAULT_ORDER, HPX_FIELD, pixel_ids
 
 logger = logging.getLogger(__name__)
@@ -46,9 +46,6 @@ logger = logging.getLogger(__name__)
 #: (SecantusDB inserts ~20,000 un-indexed documents/s), small enough that a
 #: batch of wide rows stays far below the 48 MB message limit.
 DEFAULT_BATCH_SIZE = 5_000
-
-#: MongoDB's error code for a duplicate key: the row is already there.
-DUPLICATE_KEY = 11000
 
 #: Indexes built after the rows are in: building the 2dsphere index once is ~2x
 #: faster on SecantusDB than updating it with every insert (and on MongoDB too).
@@ -131,17 +128,10 @@ def _plan(reader: CatalogReader, fmt: str, options: LoadOptions) -> dict[str, An
 
 def _insert(coll: Collection, docs: list[dict[str, Any]]) -> int:
     """Insert ``docs`` unordered; return how many were new (the rest already existed)."""
-    with mongo_errors(f"loading catalog {coll.name}"):
-        try:
-            return len(coll.insert_many(docs, ordered=False).inserted_ids)
-        except BulkWriteError as e:
-            errors = e.details.get("writeErrors", [])
-            other = [w for w in errors if w.get("code") != DUPLICATE_KEY]
-            if other:
-                raise CatalogError(
-                    f"cannot write catalog {coll.name}: {other[0]['errmsg']}"
-                ) from None
-            return int(e.details.get("nInserted", len(docs) - len(errors)))
+    try:
+        return len(insert_new(coll, docs, f"loading catalog {coll.name}"))
+    except PermanentError as e:
+        raise CatalogError(f"cannot write catalog {coll.name}: {e}") from None
 
 
 def _ensure_indexes(coll: Collection) -> None:

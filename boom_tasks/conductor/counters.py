@@ -22,7 +22,6 @@ stage: a Valkey error is logged and the batch goes on.
 from __future__ import annotations
 
 import array
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +29,7 @@ from dataclasses import dataclass, field
 import redis
 
 from boom_tasks.monitor.stats import bucket_of
-
-log = logging.getLogger(__name__)
+from boom_tasks.services.valkey import best_effort
 
 #: The stages of a night, in chain order, as the messages' ``times`` name them.
 STAGES = ("received", "ingested", "crossmatched", "enriched", "filtered", "published")
@@ -125,10 +123,8 @@ def record_received(
     args += [int(received_at // 60), keep_days * DAY_S]
     for (topic, partition), (first, nxt) in offsets.items():
         args += [f"{topic}:{partition}", first, nxt]
-    try:
+    with best_effort(f"record the {survey} night {night} bookkeeping"):
         valkey.eval(_RECEIVED, 0, *args)
-    except redis.RedisError as e:
-        log.warning("could not record the %s night %s bookkeeping: %s", survey, night, e)
 
 
 def record_stage_night(
@@ -177,11 +173,9 @@ def record_stage_night(
     args += [bucket, int(now // 60), f"{now:.6f}", keep_days * DAY_S]
     for name, n in (by_filter or {}).items():
         args += [f"f:{name}", n]
-    try:
+    night = None
+    with best_effort(f"record the {survey} {stage} night bookkeeping"):
         night = valkey.eval(_RECORD, 0, *args)
-    except redis.RedisError as e:
-        log.warning("could not record the %s %s night bookkeeping: %s", survey, stage, e)
-        return None
     return night.decode() if isinstance(night, bytes) else night
 
 
@@ -198,7 +192,7 @@ def record_ingested(
     This is what lets a report name the alerts of a batch that stopped later on.
     """
     pre, rk = prefix(survey), receipt_key(received_at)
-    try:
+    with best_effort(f"record the {survey} ingested candids"):
         night = valkey.get(f"{pre}:of:{rk}")
         if night is None:
             return
@@ -207,8 +201,6 @@ def record_ingested(
         pipe.set(f"{base}:candids:{rk}", array.array("q", candids).tobytes(), ex=keep_days * DAY_S)
         pipe.hset(f"{base}:ingested", f"q:{rk}", quarantined)
         pipe.execute()
-    except redis.RedisError as e:
-        log.warning("could not record the %s ingested candids: %s", survey, e)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from pymongo.database import Database
 from boom_tasks.alert.base import AlertDocs
 from boom_tasks.errors import AlertRejected
 from boom_tasks.ingest.quarantine import Rejected, quarantine
-from boom_tasks.ingest.writer import insert_new, update_aux
+from boom_tasks.ingest.writer import update_aux
+from boom_tasks.services.mongo import insert_new
 from boom_tasks.sky.healpix import DEFAULT_ORDER, HPX_FIELD, pixel_ids
 from boom_tasks.surveys import Survey
 
@@ -100,9 +101,11 @@ def ingest_packets(
     for r in rejected:
         log.warning("%s packet quarantined (batch %s): %s", survey.name, batch_key, r.reason)
     quarantine(db, survey, rejected, batch_key, now)
-    added = insert_new(db[survey.alerts], [a.alert for a in alerts])
+    docs = [a.alert for a in alerts]
+    inserted = insert_new(db[survey.alerts], docs, f"inserting {survey.name} alerts")
+    added = {docs[i]["_id"] for i in inserted}
     cutouts = [{"_id": a.candid, **a.cutouts} for a in alerts if a.cutouts]
-    insert_new(db[survey.cutouts], cutouts)
+    insert_new(db[survey.cutouts], cutouts, f"inserting {survey.name} cutouts")
     update_aux(db, survey, alerts, now)
     result = IngestResult(rejected=rejected)
     for a in alerts:

@@ -18,22 +18,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from pymongo import InsertOne, UpdateOne
+from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
 
 from boom_tasks.alert.base import AlertDocs, radec_geojson
 from boom_tasks.errors import TransientError
 from boom_tasks.ingest.history import history_changed, merge_history
-from boom_tasks.services.mongo import check_durable, mongo_errors
-from boom_tasks.services.mongo import insert_new as insert_new_indexes
+from boom_tasks.services.mongo import insert_new, mongo_errors
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
-
-#: MongoDB's duplicate-key error code.
-DUPLICATE_KEY = 11000
 
 #: Compare-and-swap rounds before giving up on an object updated concurrently
 #: by other workers; each round re-reads only the objects that lost the race.
@@ -41,31 +36,6 @@ MAX_CAS_ROUNDS = 10
 
 #: Field of the aux document holding the compare-and-swap version token.
 VERSION_FIELD = "_v"
-
-
-def insert_new(collection: Collection, docs: list[dict[str, Any]]) -> set[Any]:
-    """Insert documents, ignoring those whose ``_id`` exists; return the ``_id``s inserted.
-
-    Raises
-    ------
-    PermanentError, ServiceUnavailable
-        For any write error other than a duplicate key.
-    """
-    if not docs:
-        return set()
-    ids = [d["_id"] for d in docs]
-    with mongo_errors(f"inserting into {collection.name}"):
-        try:
-            collection.bulk_write([InsertOne(d) for d in docs], ordered=False)
-            return set(ids)
-        except BulkWriteError as e:
-            check_durable(e, f"the writes to {collection.name}")
-            errors = e.details.get("writeErrors", [])
-            other = [w for w in errors if w.get("code") != DUPLICATE_KEY]
-            if other:
-                raise
-            failed = {ids[w["index"]] for w in errors}
-            return set(ids) - failed
 
 
 def _aux_write(
@@ -137,7 +107,7 @@ def _cas_round(
             ops.append(write[0])
             tokens[object_id] = write[1]
     # One unordered insert for the new objects instead of an upsert each.
-    inserted = set(insert_new_indexes(aux, new, "creating aux documents"))
+    inserted = set(insert_new(aux, new, "creating aux documents"))
     lost = {d["_id"] for i, d in enumerate(new) if i not in inserted}
     lost |= _updates_lost(aux, ops, tokens)
     log.debug("aux CAS: %d lost the race", len(lost))

@@ -14,8 +14,7 @@ from typing import Any
 import dramatiq
 
 from boom_tasks.broker import queue_name, stage_actor
-from boom_tasks.messages import check_version
-from boom_tasks.monitor.stats import record_stage
+from boom_tasks.messages import check_version, hand_on
 from boom_tasks.output.publish import get_producer
 from boom_tasks.science.base import ScienceActor
 from boom_tasks.science.loader import prepare, survey_actors
@@ -23,7 +22,6 @@ from boom_tasks.science.publish import publish
 from boom_tasks.science.stage import Publisher, run_science
 from boom_tasks.services.kafka import ensure_topic
 from boom_tasks.services.mongo import get_db
-from boom_tasks.services.valkey import get_client, wait_durable
 from boom_tasks.settings import Settings
 from boom_tasks.surveys.base import Survey
 
@@ -43,27 +41,6 @@ def kafka_publisher(settings: Settings) -> Publisher:
         return publish(get_producer(settings.kafka), topic, documents)
 
     return send
-
-
-def hand_on_unstamped(
-    settings: Settings,
-    survey: str,
-    candids: list[int],
-    times: dict[str, float],
-    next_stage: dramatiq.Actor | None,
-) -> None:
-    """Send the batch on with its times unchanged, count it, wait until it is durable.
-
-    :func:`boom_tasks.messages.hand_on` without the stamp: the results topics carry a
-    fixed set of stage times (``output.message.TIME_STAGES``, the Avro schema) that
-    has no ``science``, so the time spent here counts in the filter stage's latency.
-    """
-    client = get_client(settings.valkey)
-    if next_stage is not None and candids:
-        next_stage.send(list(candids), times)
-    record_stage(client, survey, "science", len(candids), times)
-    if next_stage is not None and candids:
-        wait_durable(client, settings.valkey, f"the {survey} science hand-off")
 
 
 def prepare_all(actors: list[ScienceActor]) -> None:
@@ -112,7 +89,7 @@ def declare(
                 else "",
             )
         # Every candid goes on: filters run whatever the actors did.
-        hand_on_unstamped(settings, survey.name, candids, times, next_stage)
+        hand_on(settings, survey.name, "science", candids, times, next_stage, stamped=False)
         return {"alerts": len(candids), "results": {o.name: o.results for o in outcomes}}
 
     return science
