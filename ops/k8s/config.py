@@ -11,10 +11,11 @@ key added to the default configuration reaches the cluster by re-running this::
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
+
+from generated import write_or_check
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The configuration the cluster's is derived from.
@@ -70,19 +71,10 @@ def cluster_config(default: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the cluster's configuration, or with ``--check`` say whether it is stale."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true", help="exit 1 if base/boom.yaml is stale")
-    args = p.parse_args(argv)
-    text = cluster_config(DEFAULT.read_text())
-    if args.check:
-        if OUT.read_text() != text:
-            print(f"{OUT} is stale: run .venv/bin/python ops/k8s/config.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
-    return 0
+    """Write the file, or with ``--check`` tell whether it is up to date."""
+    return write_or_check(
+        OUT, lambda: cluster_config(DEFAULT.read_text()), __doc__.splitlines()[0], argv
+    )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ has the whole reasoning.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from generated import write_or_check
 
 from boom_tasks.broker import NAMESPACE, queue_name
 from boom_tasks.chain import CHAIN, declared_queues
@@ -203,20 +203,8 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write ``base/workers.yaml``, or with ``--check`` tell whether it is up to date."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
-    args = p.parse_args(argv)
-    text = render()
-    if args.check:
-        current = OUT.read_text() if OUT.exists() else ""
-        if current != text:
-            print(f"{OUT} is stale: run .venv/bin/python ops/k8s/workers.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
-    return 0
+    """Write the file, or with ``--check`` tell whether it is up to date."""
+    return write_or_check(OUT, render, __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
