@@ -37,7 +37,7 @@ from boom_tasks.surveys.ztf import ZTF
 from tests.alerts import packet_paths, read_packet
 from tests.chainrun import drained, read_topic
 from tests.conftest import DATA, ROOT
-from tests.science_actors import malformed, slow
+from tests.science_actors import hung, malformed, slow
 
 pytestmark = pytest.mark.services
 
@@ -321,6 +321,22 @@ def test_over_budget_and_malformed_results_are_isolated_with_their_reason(night,
         errors = db[ZTF.alerts].count_documents({f"science_errors.{name}": {"$exists": True}})
         assert errors == 20
     assert "fit.g.chi2 is nan (store None instead)" in outcome.error
+
+
+def test_a_hung_actor_is_stopped_at_twice_its_budget_and_the_batch_goes_on(night):
+    db, candids, _, _ = night
+    # Given an actor whose run never returns (budget 0.2 s)
+    started = time.monotonic()
+    # When the science stage runs it on a batch
+    outcome = run_actor(db, ZTF, hung.ACTOR, candids[:10], ScienceSettings(max_failures=5), None)
+    # Then it is stopped at about twice its budget, not at the message's time limit,
+    # with the reason on its outcome and on the alerts, and nothing stored
+    assert time.monotonic() - started < 5
+    assert "still running at 2 times its budget of 0.2 s" in outcome.error
+    assert outcome.results == 0
+    assert db[ZTF.alerts].count_documents({"science_errors.hung": {"$exists": True}}) == 10
+    # And this thread is not interrupted later by the stop
+    time.sleep(0.5)
 
 
 def test_boom_science_run_backfills_a_night_once(night):

@@ -2,7 +2,8 @@
 
 Step 1: skip the actors disabled on the survey (``science_actors``);
 Step 2: for each actor, read the alerts its selection keeps (:mod:`.select`) and
-        call its ``run`` on them, timed against its budget;
+        call its ``run`` on them, timed against its budget (a run still going at
+        twice its budget is stopped: :mod:`.deadline`);
 Step 3: check every result (:func:`~.base.check_result`); an exception, an
         over-budget run or one malformed result fails the actor's batch: nothing
         of it is stored, the error goes on the alerts (``science_errors.<name>``)
@@ -27,6 +28,7 @@ from pymongo.database import Database
 from boom_tasks.science import health
 from boom_tasks.science.base import ScienceActor, ScienceResultInvalid, check_result
 from boom_tasks.science.config import ScienceSettings
+from boom_tasks.science.deadline import ActorStopped, hard_limit
 from boom_tasks.science.loader import prepare
 from boom_tasks.science.publish import message_document
 from boom_tasks.science.select import select_alerts
@@ -34,6 +36,9 @@ from boom_tasks.science.store import stored_result, write_errors, write_results
 from boom_tasks.surveys import Survey
 
 log = logging.getLogger(__name__)
+
+#: A run still going at this many times its ``time_budget_s`` is stopped (:mod:`.deadline`).
+HARD_LIMIT_FACTOR = 2.0
 
 #: ``(topic, {candid: document}) -> delivered``; None when no Kafka is at hand.
 Publisher = Callable[[str, Mapping[int, dict[str, Any]]], int]
@@ -96,8 +101,17 @@ def _timed_compute(
     actor: ScienceActor, alerts: list[dict[str, Any]], now: dt.datetime, outcome: ActorOutcome
 ) -> BatchRun | None:
     started = time.monotonic()
+    limit = HARD_LIMIT_FACTOR * actor.time_budget_s
     try:
-        run = compute(actor, alerts, now)
+        with hard_limit(limit):
+            run = compute(actor, alerts, now)
+    except ActorStopped:
+        outcome.error = (
+            f"stopped after {time.monotonic() - started:.2f} s on {len(alerts)} alerts, "
+            f"still running at {HARD_LIMIT_FACTOR:g} times its budget of {actor.time_budget_s} s"
+        )
+        log.error("science actor %s: %s", actor.name, outcome.error)
+        return None
     except ScienceResultInvalid as e:
         outcome.error = str(e)
         return None
