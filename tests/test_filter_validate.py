@@ -416,8 +416,15 @@ def test_lookup_is_added_before_the_first_stage_reading_aux():
         "$project",
     ]
     lookup, unwind, lift = pipeline[3:6]
+    # (joining only the fields the filter names)
     assert lookup == {
-        "$lookup": {"from": AUX, "localField": "objectId", "foreignField": "_id", "as": "aux"}
+        "$lookup": {
+            "from": AUX,
+            "localField": "objectId",
+            "foreignField": "_id",
+            "pipeline": [{"$project": {"prv_candidates": 1, "cross_matches": 1}}],
+            "as": "aux",
+        }
     }
     # the joined array becomes one document before any field is read from it
     assert unwind == {"$unwind": {"path": "$aux", "preserveNullAndEmptyArrays": True}}
