@@ -91,14 +91,14 @@ def crossmatch_positions(
     return out
 
 
-def new_objects(
-    db: Database, survey: Survey, candids: Iterable[int]
+def object_positions(
+    db: Database, survey: Survey, candids: Iterable[int], *, only_new: bool = False
 ) -> dict[str, tuple[float, float]]:
-    """Return the position of each object of these alerts that has no matches yet."""
+    """Return the position of each object of these alerts (``only_new``: not matched yet)."""
     with mongo_errors("reading the batch's objects"):
         alerts = find_in(db[survey.alerts], "_id", list(candids), {"objectId": 1})
         object_ids = sorted({d["objectId"] for d in alerts})
-        new = {MATCHES_FIELD: {"$exists": False}}
+        new = {MATCHES_FIELD: {"$exists": False}} if only_new else None
         docs = find_in(db[survey.aux], "_id", object_ids, {"coordinates": 1}, query=new)
         return {d["_id"]: geojson_position(d) for d in docs}
 
@@ -155,7 +155,7 @@ def crossmatch_batch(
 
     The new objects are also associated with the other registered surveys' objects.
     """
-    positions = new_objects(db, survey, candids)
+    positions = object_positions(db, survey, candids, only_new=True)
     if not positions:
         return 0
     matched = crossmatch_objects(db, survey, plans, positions, now or dt.datetime.now(dt.UTC))

@@ -161,24 +161,30 @@ def version_pipeline(doc: dict[str, Any], fid: str | None = None) -> tuple[str, 
     raise FilterNotFound(f"filter {doc['_id']} has no version {fid!r}")
 
 
+def active_filter(doc: dict[str, Any], fid: str | None = None) -> ActiveFilter:
+    """Return a stored filter's version ``fid`` (its active one by default), parsed to run.
+
+    Raises
+    ------
+    FilterNotFound
+        If the filter has no such version.
+    """
+    fid, pipeline = version_pipeline(doc, fid)
+    return ActiveFilter(
+        id=str(doc["_id"]),
+        name=doc["name"],
+        fid=fid,
+        programids=stored_programids(doc),
+        pipeline=pipeline,
+        uses_aux=uses_aux(pipeline),
+    )
+
+
 def load_active(db: Database, survey: str) -> list[ActiveFilter]:
     """Return the active filters of ``survey``, their active version parsed."""
     with mongo_errors("reading active filters"):
         docs = list(db[FILTERS].find({"survey": survey, "active": True}).sort("_id", 1))
-    out = []
-    for doc in docs:
-        fid, pipeline = version_pipeline(doc)
-        out.append(
-            ActiveFilter(
-                id=str(doc["_id"]),
-                name=doc["name"],
-                fid=fid,
-                programids=stored_programids(doc),
-                pipeline=pipeline,
-                uses_aux=uses_aux(pipeline),
-            )
-        )
-    return out
+    return [active_filter(doc) for doc in docs]
 
 
 def list_filters(

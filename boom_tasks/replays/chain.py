@@ -24,15 +24,19 @@ from pymongo.database import Database
 
 from boom_tasks.batches import complete_batch, load_batch
 from boom_tasks.crossmatch.actor import current_plans
-from boom_tasks.crossmatch.match import geojson_position
-from boom_tasks.crossmatch.stage import crossmatch_batch, crossmatch_objects, plan_catalogs
+from boom_tasks.crossmatch.stage import (
+    crossmatch_batch,
+    crossmatch_objects,
+    object_positions,
+    plan_catalogs,
+)
 from boom_tasks.filter.run import run_filters
 from boom_tasks.filter.store import load_active
 from boom_tasks.ingest.stage import ingest_packets
 from boom_tasks.ml.actor import survey_models
 from boom_tasks.ml.stage import enrich_batch
 from boom_tasks.output.publish import publish_batch
-from boom_tasks.services.mongo import find_in, get_catalog_db, mongo_errors
+from boom_tasks.services.mongo import get_catalog_db
 from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import Settings
 from boom_tasks.surveys import Survey
@@ -46,16 +50,6 @@ def batch_owner(survey: Survey) -> Survey:
     counter, which a replay's batches must not fill.
     """
     return dataclasses.replace(survey, name=f"{survey.name}_replay")
-
-
-def object_positions(
-    db: Database, survey: Survey, candids: Sequence[int]
-) -> dict[str, tuple[float, float]]:
-    """Return the position of every object of these alerts (matched before or not)."""
-    with mongo_errors("reading the slice's objects"):
-        alerts = find_in(db[survey.alerts], "_id", list(candids), {"objectId": 1})
-        ids = sorted({a["objectId"] for a in alerts})
-        return {d["_id"]: geojson_position(d) for d in find_in(db[survey.aux], "_id", ids)}
 
 
 def _filter_and_publish(

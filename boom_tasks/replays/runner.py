@@ -28,10 +28,9 @@ import dramatiq
 from dramatiq.results import ResultFailure, ResultTimeout
 
 from boom_tasks.batches import pending_alerts, reap_orphans, store_batch
-from boom_tasks.broker import NAMESPACE, queue_name
-from boom_tasks.chain import CHAIN
 from boom_tasks.errors import BoomError, ConfigError
 from boom_tasks.filter.testing import Selection, latest_night, night_jd_range, select_candids
+from boom_tasks.night import queued_messages
 from boom_tasks.replays import store
 from boom_tasks.replays.chain import batch_owner
 from boom_tasks.replays.sources import reingest_source
@@ -69,9 +68,8 @@ def plan(settings: Settings, survey: Survey, params: dict[str, Any]) -> list[int
 def live_backlog(settings: Settings, survey: Survey) -> int:
     """Return the live night's messages waiting or running in the survey's stages, and batches."""
     valkey = get_client(settings.valkey)
-    keys = [f"{NAMESPACE}:{queue_name(survey, stage.name)}.msgs" for stage in CHAIN]
     with valkey_errors("reading the live queues"):
-        queued = sum(int(valkey.hlen(key)) for key in keys)
+        queued = queued_messages(settings, survey)
     # Batches the bridge stored and ingest has not taken yet count too.
     return queued + (1 if pending_alerts(valkey, survey) else 0)
 

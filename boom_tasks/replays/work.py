@@ -21,8 +21,7 @@ from pymongo.database import Database
 
 from boom_tasks.errors import PermanentError
 from boom_tasks.filter.run import pass_documents, run_filter
-from boom_tasks.filter.store import ActiveFilter, get_filter, stored_programids, version_pipeline
-from boom_tasks.filter.validate import uses_aux
+from boom_tasks.filter.store import ActiveFilter, active_filter, get_filter
 from boom_tasks.replays.publish import publish_passes
 from boom_tasks.services.mongo import find_in, mongo_errors
 from boom_tasks.settings import Settings
@@ -51,16 +50,7 @@ def filter_version(db: Database, filter_id: str, fid: str | None) -> ActiveFilte
     FilterNotFound
         If there is no such filter or version.
     """
-    doc = get_filter(db, filter_id)
-    fid, pipeline = version_pipeline(doc, fid)
-    return ActiveFilter(
-        id=str(doc["_id"]),
-        name=doc["name"],
-        fid=fid,
-        programids=stored_programids(doc),
-        pipeline=pipeline,
-        uses_aux=uses_aux(pipeline),
-    )
+    return active_filter(get_filter(db, filter_id), fid)
 
 
 def _store_passes(db: Database, survey: Survey, passes: list[dict[str, Any]]) -> None:
