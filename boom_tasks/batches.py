@@ -26,11 +26,12 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 
-from boom_tasks.broker import NAMESPACE
+from boom_tasks.broker import NAMESPACE, queue_name
 from boom_tasks.errors import BatchVanished
 from boom_tasks.services.valkey import valkey_errors
 from boom_tasks.surveys import Survey
@@ -120,22 +121,33 @@ def _old_pending(client: redis.Redis, survey: Survey, older_than_s: float, ttl_s
     return [k for k, ttl in zip(keys, pipe.execute(), strict=True) if ttl < ttl_s - older_than_s]
 
 
-def _named_batches(client: redis.Redis, survey: Survey) -> set[str]:
-    """Return the batch keys of the survey that any Dramatiq message names.
+def batch_queues(survey: Survey) -> list[str]:
+    """Return the queues whose messages name the survey's batches.
 
-    Every message not yet acknowledged is in a ``<queue>.msgs`` hash (ready or held
-    by a worker), ``.DQ.msgs`` (delayed) or ``.XQ.msgs`` (dead-lettered); all are
-    searched, since a batch may be named on a survey's ingest queue or a replay's.
+    Its ingest queue (the bridge's batches, and the halves of a poison batch) and
+    its replay queue (a re-ingest's slices, and their halves).
+    """
+    return [queue_name(survey, "ingest"), queue_name(survey, "replay")]
+
+
+def _named_batches(client: redis.Redis, survey: Survey, queues: Sequence[str]) -> set[str]:
+    """Return the batch keys of the survey that a message of ``queues`` names.
+
+    A message not yet acknowledged is in the queue's ``.msgs`` hash (ready or held
+    by a worker), ``.DQ.msgs`` (delayed) or ``.XQ.msgs`` (dead-lettered).
     """
     pattern = re.compile(rb"boom:" + re.escape(survey.queue_prefix.encode()) + rb":batch:[0-9a-f]+")
     named: set[str] = set()
-    for queue in client.scan_iter(match=f"{NAMESPACE}:*.msgs", count=100):
-        for _, raw in client.hscan_iter(queue, count=500):
-            named.update(m.decode() for m in pattern.findall(raw))
+    for queue in queues:
+        for suffix in ("", ".DQ", ".XQ"):
+            for _, raw in client.hscan_iter(f"{NAMESPACE}:{queue}{suffix}.msgs", count=500):
+                named.update(m.decode() for m in pattern.findall(raw))
     return named
 
 
-def reap_orphans(client: redis.Redis, survey: Survey, older_than_s: float, ttl_s: int) -> list[str]:
+def reap_orphans(
+    client: redis.Redis, survey: Survey, older_than_s: float, ttl_s: int, queues: Sequence[str]
+) -> list[str]:
     """Delete the survey's orphan batches stored more than ``older_than_s`` ago.
 
     Parameters
@@ -149,6 +161,9 @@ def reap_orphans(client: redis.Redis, survey: Survey, older_than_s: float, ttl_s
         its storing and its message (the producer is alive and retrying).
     ttl_s
         The TTL batches are stored with (``bridge.batch_ttl_s``), to read their age.
+    queues
+        The queues whose messages may name them (:func:`batch_queues`): only these
+        are read, not every stage's.
 
     Returns
     -------
@@ -165,7 +180,7 @@ def reap_orphans(client: redis.Redis, survey: Survey, older_than_s: float, ttl_s
         old = _old_pending(client, survey, older_than_s, ttl_s)
         if not old:
             return []
-        orphans = sorted(set(old) - _named_batches(client, survey))
+        orphans = sorted(set(old) - _named_batches(client, survey, queues))
         for key in orphans:
             pipe = client.pipeline(transaction=True)
             pipe.delete(key)

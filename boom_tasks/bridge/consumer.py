@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from boom_tasks.batches import BatchRef, pending_alerts, reap_orphans, store_batch
+from boom_tasks.batches import BatchRef, batch_queues, pending_alerts, reap_orphans, store_batch
 from boom_tasks.bridge.batcher import Batch, Batcher
 from boom_tasks.bridge.intake import intake_kafka
 from boom_tasks.bridge.nights import NightFollower
@@ -353,7 +353,13 @@ class Bridge:
             return
         self._last_reap = now
         try:
-            reap_orphans(self.valkey, self.survey, bridge.orphan_after_s, bridge.batch_ttl_s)
+            reap_orphans(
+                self.valkey,
+                self.survey,
+                older_than_s=bridge.orphan_after_s,
+                ttl_s=bridge.batch_ttl_s,
+                queues=batch_queues(self.survey),
+            )
         except TransientError as e:
             log.warning("bridge: cannot look for orphan batches (%s); trying later", e)
 

@@ -27,7 +27,7 @@ from typing import Any
 import dramatiq
 from dramatiq.results import ResultFailure, ResultTimeout
 
-from boom_tasks.batches import pending_alerts, reap_orphans, store_batch
+from boom_tasks.batches import batch_queues, pending_alerts, reap_orphans, store_batch
 from boom_tasks.errors import BoomError, ConfigError
 from boom_tasks.filter.testing import Selection, latest_night, night_jd_range, select_candids
 from boom_tasks.night import queued_messages
@@ -129,7 +129,7 @@ def packet_units(
     valkey, owner = get_client(settings.valkey), batch_owner(survey)
     ttl = settings.bridge.batch_ttl_s
     # A re-ingest killed between storing a slice and sending it left an orphan behind.
-    reap_orphans(valkey, owner, settings.bridge.orphan_after_s, ttl)
+    reap_orphans(valkey, owner, settings.bridge.orphan_after_s, ttl, batch_queues(survey))
     order: tuple[Any, ...] = (run["_id"], run["kind"], "", None, "", [])
     while chunk := list(itertools.islice(packets, settings.replays.slice_size)):
         ref = store_batch(valkey, owner, chunk, ttl)
