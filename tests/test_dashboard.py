@@ -35,6 +35,7 @@ from boom_tasks.filter.store import add_filter, load_active, set_active
 from boom_tasks.surveys import ZTF
 from tests.alerts import packet_paths, read_packet
 from tests.conftest import ROOT, TEST_CONFIG
+from tests.faults.procs import wait_for
 
 BIN = Path(sys.executable).parent
 VALKEY_DB = 8
@@ -55,16 +56,6 @@ EVERYTHING = [
     {"$match": {"candidate.magpsf": {"$gt": 0}}},
     {"$project": {"_id": 1, "objectId": 1}},
 ]
-
-
-def _wait(what: str, check, timeout: float = 120.0, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -119,7 +110,7 @@ def stack(services, tmp_path_factory):
                 )
             )
     url = f"http://127.0.0.1:{PORT}"
-    _wait("the dashboard", lambda: _answers(url), timeout=60)
+    wait_for("the dashboard", lambda: _answers(url), timeout=60, every=0.3)
     broker = RedisBroker(
         url=f"redis://{services.valkey.host}:{services.valkey.port}/{VALKEY_DB}",
         namespace="dramatiq",
@@ -175,7 +166,7 @@ def test_a_dead_letter_is_seen_requeued_from_the_page_and_processed(stack, brows
     # Given an ingest message whose batch is not in Valkey: the worker dead-letters it
     batch_key = f"boom:ztf:batch:dashboard-{uuid.uuid4().hex}"
     _send_ingest(stack["broker"], batch_key, len(packets))
-    _wait("the dead letter", lambda: _dead_count(valkey) == 1)
+    wait_for("the dead letter", lambda: _dead_count(valkey) == 1, timeout=120.0, every=0.3)
     page = browser.new_page()
     # When the operator opens the dashboard
     page.goto(url + "/")
@@ -196,9 +187,16 @@ def test_a_dead_letter_is_seen_requeued_from_the_page_and_processed(stack, brows
     # Then the page confirms, the dead letter is gone, and the worker runs the whole chain
     assert "requeued" in _cell(page, "p.flash")
     assert _cell(page, 'td[data-queue="ztf_ingest"][data-state="dead"]') == "0"
-    _wait("the alerts' publication", lambda: db[ZTF.publications].count_documents({}) == PACKETS)
+    wait_for(
+        "the alerts' publication",
+        lambda: db[ZTF.publications].count_documents({}) == PACKETS,
+        timeout=120.0,
+        every=0.3,
+    )
     assert db[ZTF.alerts].count_documents({}) == PACKETS
-    _wait("the output stage's count", lambda: _published(valkey) == PACKETS)
+    wait_for(
+        "the output stage's count", lambda: _published(valkey) == PACKETS, timeout=120.0, every=0.3
+    )
     page.goto(url + "/")
     page.screenshot(path=str(tmp_path / "overview-processed.png"), full_page=True)
     _check_processed_overview(page, stack["filter"])
@@ -288,7 +286,7 @@ def _check_metrics(text: str) -> None:
 def test_a_dead_letter_deleted_from_the_page_is_gone(stack, browser):
     valkey = stack["valkey"]
     message = _send_ingest(stack["broker"], f"boom:ztf:batch:lost-{uuid.uuid4().hex}", 3)
-    _wait("the dead letter", lambda: _dead_count(valkey) == 1)
+    wait_for("the dead letter", lambda: _dead_count(valkey) == 1, timeout=120.0, every=0.3)
     page = browser.new_page()
     page.goto(stack["url"] + "/queues/ztf_ingest")
     redis_id = message.options["redis_message_id"]

@@ -38,6 +38,7 @@ from boom_tasks.settings import load_settings
 from boom_tasks.surveys import LSST, SURVEYS, ZTF
 from tests.alerts import packet_paths, read_packet
 from tests.conftest import ROOT, TEST_CONFIG
+from tests.faults.procs import wait_for
 
 BIN = Path(sys.executable).parent
 VALKEY_DB = 12
@@ -52,16 +53,6 @@ ENV = {
     "BOOM_MONGO__COMMAND_MONITORING": "true",
     "BOOM_DASHBOARD__REFRESH_S": "0",
 }
-
-
-def _wait(what: str, check, timeout: float = 120.0, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +231,9 @@ def test_a_worker_charges_each_stage_its_cpu_and_database_commands(dash, worker)
     packets = [read_packet(p) for p in packet_paths("fink-20181129")[:10]]
     # Given a worker that has ingested, enriched, filtered and published one real batch
     _ingest(dash, packets[:5])
-    _wait("the first batch's publication", lambda: _published(valkey) == 5, timeout=180)
+    wait_for(
+        "the first batch's publication", lambda: _published(valkey) == 5, timeout=180, every=0.3
+    )
     first = _costs(http)
     # Then every stage has counted a message, CPU seconds and MongoDB commands
     for stage in ("ingest", "crossmatch", "ml", "filter", "output"):
@@ -250,7 +243,9 @@ def test_a_worker_charges_each_stage_its_cpu_and_database_commands(dash, worker)
     assert first[("db_commands", "ingest")] >= 1.0
     # When a second batch goes through
     _ingest(dash, packets[5:])
-    _wait("the second batch's publication", lambda: _published(valkey) == 10, timeout=180)
+    wait_for(
+        "the second batch's publication", lambda: _published(valkey) == 10, timeout=180, every=0.3
+    )
     second = _costs(http)
     # Then the counters have grown, stage by stage
     for stage in ("ingest", "crossmatch", "ml", "filter", "output"):
