@@ -131,12 +131,11 @@ def test_a_clean_night_adds_up_stage_by_stage(mongo_db, settings, tmp_path):
     assert f'data-night="{date}">adds up<' in page
 
 
-def test_a_stopped_filter_stage_is_named_then_the_night_closes(mongo_db, settings, tmp_path):
-    # Given a night replayed with no worker for the filter queue
-    night = _night_dir(tmp_path, ("kowalski",))
+def _night_stuck_at_filter(settings, tmp_path, folder: str) -> tuple[str, redis.Redis]:
+    """Replay a night of ``folder``'s packets with no filter worker; return it once stuck there."""
+    night = _night_dir(tmp_path, (folder,))
     date = _fresh_date()
-    topic = f"ztf_{date}_programid1"
-    produce_night(settings, ZTF, date, night, topic=topic, progress=False)
+    produce_night(settings, ZTF, date, night, topic=f"ztf_{date}_programid1", progress=False)
     client = redis.Redis.from_url(settings.valkey.url)
     early = _workers("ztf_ingest", "ztf_crossmatch", "ztf_ml", "ztf_science")
     try:
@@ -144,6 +143,12 @@ def test_a_stopped_filter_stage_is_named_then_the_night_closes(mongo_db, setting
         _wait_stuck_at_filter(client)
     finally:
         _stop(early)
+    return date, client
+
+
+def test_a_stopped_filter_stage_is_named_then_the_night_closes(mongo_db, settings, tmp_path):
+    # Given a night replayed with no worker for the filter queue
+    date, _ = _night_stuck_at_filter(settings, tmp_path, "kowalski")
     # When the report is built
     report = build_report(settings, ZTF, date)
     # Then the night is flagged and every stored candid is named as waiting at the filter
@@ -208,16 +213,7 @@ def test_boom_night_report_without_data_says_so(services):
 
 def test_a_removed_message_is_named_lost_with_its_candids(mongo_db, settings, tmp_path):
     # Given a night whose batches wait at the filter stage (no filter worker)
-    night = _night_dir(tmp_path, ("boom-402",))
-    date = _fresh_date()
-    produce_night(settings, ZTF, date, night, topic=f"ztf_{date}_programid1", progress=False)
-    client = redis.Redis.from_url(settings.valkey.url)
-    early = _workers("ztf_ingest", "ztf_crossmatch", "ztf_ml", "ztf_science")
-    try:
-        _bridge(date)
-        _wait_stuck_at_filter(client)
-    finally:
-        _stop(early)
+    date, client = _night_stuck_at_filter(settings, tmp_path, "boom-402")
     # When an operator deletes the filter messages from Valkey by hand
     for redis_id in client.hkeys("dramatiq:ztf_filter.msgs"):
         client.hdel("dramatiq:ztf_filter.msgs", redis_id)

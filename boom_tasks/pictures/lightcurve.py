@@ -9,10 +9,11 @@ fainter: lower on an inverted magnitude axis). The alert's own point is ringed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from matplotlib.axes import Axes
 
-from boom_tasks.pictures.view import AlertView, Curve
+from boom_tasks.pictures.view import AlertView, Curve, Mag
 
 #: Julian date of MJD 0: the time axis is in MJD, as astronomers read it.
 MJD_ZERO_JD = 2400000.5
@@ -49,36 +50,27 @@ def _band_order(curve: Curve) -> list[str]:
     return known + sorted(bands - set(known))
 
 
+def _errorbars(ax: Axes, points: list[Mag], marker: str, **style: Any) -> None:
+    """Draw measured points with their error bars (nothing when there are none)."""
+    if points:
+        ax.errorbar(
+            [p.jd - MJD_ZERO_JD for p in points],
+            [p.mag for p in points],
+            yerr=[p.err or 0.0 for p in points],
+            fmt=marker,
+            **style,
+        )
+
+
 def _draw_curve(ax: Axes, curve: Curve, marker: str) -> None:
     for band in _band_order(curve):
         c = colour(band)
         label = f"{curve.survey} {band}"
         dets = [p for p in curve.detections if p.band == band]
-        if dets:
-            ax.errorbar(
-                [p.jd - MJD_ZERO_JD for p in dets],
-                [p.mag for p in dets],
-                yerr=[p.err or 0.0 for p in dets],
-                fmt=marker,
-                color=c,
-                ms=5,
-                lw=0.8,
-                label=label,
-            )
+        _errorbars(ax, dets, marker, color=c, ms=5, lw=0.8, label=label)
         forced = [p for p in curve.forced if p.band == band]
-        if forced:
-            ax.errorbar(
-                [p.jd - MJD_ZERO_JD for p in forced],
-                [p.mag for p in forced],
-                yerr=[p.err or 0.0 for p in forced],
-                fmt=marker,
-                mfc="none",
-                color=c,
-                ms=4,
-                lw=0.6,
-                alpha=0.8,
-                label=f"{label} forced",
-            )
+        style = {"mfc": "none", "ms": 4, "lw": 0.6, "alpha": 0.8}
+        _errorbars(ax, forced, marker, color=c, label=f"{label} forced", **style)
         limits = [p for p in curve.limits if p.band == band]
         if limits:
             ax.plot(
