@@ -34,7 +34,8 @@ from boom_tasks.pictures.figure import DPI, SIZE_IN, THUMB_DPI
 from boom_tasks.surveys import ZTF
 from tests.alerts import ZTF_DATA, packet_paths, read_packet
 from tests.conftest import ROOT, TEST_CONFIG
-from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _stop, _wait
+from tests.faults.procs import wait_for
+from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _stop
 
 pytestmark = pytest.mark.services
 
@@ -91,7 +92,7 @@ def stack(services, tmp_path_factory):
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait("the dashboard", lambda: _answers(url, proc, log), timeout=60)
+        wait_for("the dashboard", lambda: _answers(url, proc, log), timeout=60, every=0.3)
         yield {"url": url, "db": db, "filters": ids}
     finally:
         _stop(proc)
