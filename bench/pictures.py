@@ -21,7 +21,6 @@ sys.path.insert(0, str(ROOT))
 
 from boom_tasks.output.message import build_message  # noqa: E402
 from boom_tasks.pictures import from_message, render_png  # noqa: E402
-from boom_tasks.pictures.figure import DPI, THUMB_DPI  # noqa: E402
 from boom_tasks.surveys import ZTF  # noqa: E402
 
 NIGHT = ROOT.parent / "shared" / "data" / "ztf" / "fink-20181129"
@@ -46,15 +45,15 @@ def main() -> None:
     args = p.parse_args()
     msgs = messages(args.alerts)
     render_png(from_message(msgs[0]))  # fonts and caches loaded once
-    for label, dpi in (("full", DPI), ("thumbnail", THUMB_DPI)):
+    for label, thumb in (("full", False), ("thumbnail", True)):
         times, sizes = [], []
         for m in msgs:
             start = time.perf_counter()
-            sizes.append(len(render_png(from_message(m), dpi=dpi)))
+            sizes.append(len(render_png(from_message(m), thumb=thumb)))
             times.append(time.perf_counter() - start)
         median_ms, max_ms = statistics.median(times) * 1e3, max(times) * 1e3
         print(
-            f"{label} ({dpi} dpi): {len(msgs)} pictures, median {median_ms:.0f} ms,"
+            f"{label}: {len(msgs)} pictures, median {median_ms:.0f} ms,"
             f" max {max_ms:.0f} ms, median {statistics.median(sizes) / 1024:.0f} KiB"
         )
 

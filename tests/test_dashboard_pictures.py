@@ -30,7 +30,7 @@ from boom_tasks.filter.run import run_filters
 from boom_tasks.filter.store import add_filter, load_active, set_active
 from boom_tasks.ingest.indexes import ensure_indexes
 from boom_tasks.ingest.stage import ingest_packets
-from boom_tasks.pictures.figure import DPI, SIZE_IN, THUMB_DPI
+from boom_tasks.pictures.figure import DPI, SIZE_IN, THUMB_SIZE_IN
 from boom_tasks.surveys import ZTF
 from tests.alerts import ZTF_DATA, packet_paths, read_packet
 from tests.conftest import ROOT, TEST_CONFIG
@@ -49,8 +49,8 @@ EVERYTHING = [{"$match": {"candidate.magpsf": {"$gt": 0}}}, {"$project": {"objec
 BRIGHT = [{"$match": {"candidate.magpsf": {"$lt": 18.0}}}, {"$project": {"objectId": 1}}]
 
 
-def _size(dpi: int) -> tuple[int, int]:
-    return round(SIZE_IN[0] * dpi), round(SIZE_IN[1] * dpi)
+def _size(size_in: tuple[float, float]) -> tuple[int, int]:
+    return round(size_in[0] * DPI), round(size_in[1] * DPI)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_overview_shows_each_filters_latest_passes_as_thumbnails(stack, tmp_path
                 sizes = cell.locator("img").evaluate_all(
                     "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
                 )
-                assert sizes == [[True, *_size(THUMB_DPI)]] * len(shown), name
+                assert sizes == [[True, *_size(THUMB_SIZE_IN)]] * len(shown), name
             # And the corrupt alert (the newest batch) is among them
             corrupt = db[ZTF.alerts].find_one({"objectId": "ZTF18aawbmjg"})["_id"]
             everything = page.locator(f'td[data-thumbnails="{stack["filters"]["everything"]}"]')
@@ -150,7 +150,7 @@ def test_overview_shows_each_filters_latest_passes_as_thumbnails(stack, tmp_path
                 everything.locator(f'a[data-picture="{corrupt}"]').click()
             png = answer.value.body()
             assert answer.value.headers["content-type"] == "image/png"
-            assert Image.open(io.BytesIO(png)).size == _size(DPI)
+            assert Image.open(io.BytesIO(png)).size == _size(SIZE_IN)
         finally:
             browser.close()
 

@@ -24,15 +24,22 @@ from astropy.io import fits
 from astropy.visualization import ZScaleInterval
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
 from boom_tasks.errors import AlertRejected
 from boom_tasks.output.matches import survey_matches
 from boom_tasks.output.message import build_message
 from boom_tasks.output.print_cli import write_files
-from boom_tasks.pictures import build_figure, from_documents, from_message, render_png
+from boom_tasks.pictures import (
+    build_figure,
+    build_thumbnail,
+    from_documents,
+    from_message,
+    render_png,
+)
 from boom_tasks.pictures.cache import PictureCache
-from boom_tasks.pictures.figure import DPI, SIZE_IN, THUMB_DPI
+from boom_tasks.pictures.figure import DPI, SIZE_IN, THUMB_SIZE_IN
 from boom_tasks.pictures.view import band_of
 from boom_tasks.surveys import SURVEYS
 from boom_tasks.surveys.lsst import LSST
@@ -116,10 +123,10 @@ def _labels(ax: Axes) -> list[str]:
     return ax.get_legend_handles_labels()[1]
 
 
-def _check_png(png: bytes, dpi: int = DPI) -> None:
+def _check_png(png: bytes, size_in: tuple[float, float] = SIZE_IN) -> None:
     with Image.open(io.BytesIO(png)) as img:
         assert img.format == "PNG"
-        assert img.size == (round(SIZE_IN[0] * dpi), round(SIZE_IN[1] * dpi))
+        assert img.size == (round(size_in[0] * DPI), round(size_in[1] * DPI))
 
 
 @pytest.mark.parametrize("key", sorted(ZTF_BY_SCHEMA))
@@ -299,14 +306,48 @@ def test_stamps_that_are_not_images_say_so() -> None:
     assert "EOFError" in why["cutoutScience"]
     assert "not FITS or JPEG" in why["cutoutTemplate"]
     assert "every pixel is blank" in why["cutoutDifference"]
+    # And the thumbnail says the same in its smaller panels
+    small = _panels(build_thumbnail(from_message(msg)))
+    assert "not FITS or JPEG" in " ".join(t.get_text() for t in small["cutoutTemplate"].texts)
     # And thirty filters fit in two header lines, the rest elided
     passed = fig.get_suptitle().split("\n")[2:]
     assert len(passed) == 2 and passed[1].endswith("...") and "filter-number-0," in passed[0]
 
 
-def test_thumbnail_is_the_same_figure_smaller() -> None:
+#: Smallest type of a thumbnail, in pixels: the full figure shrunk to 270 px had 3-4.
+MIN_THUMB_TYPE_PX = 8
+
+
+def _type_px(fig: Figure) -> dict[str, float]:
+    """Return each visible text of the figure with its height in pixels at DPI."""
+    fig.canvas.draw()  # tick labels exist once drawn
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return {t.get_text(): t.get_fontsize() * DPI / 72 for t in texts}
+
+
+def test_thumbnail_is_drawn_for_its_size_in_readable_type() -> None:
+    # Given a real alert with a light curve
     msg = _message("ZTF", read_packet(ZTF_BY_SCHEMA["4.02/ff05b615"]))
-    _check_png(render_png(from_message(msg), dpi=THUMB_DPI), THUMB_DPI)
+    view = from_message(msg)
+    # When its thumbnail is drawn
+    thumb = build_thumbnail(view)
+    _check_png(render_png(view, thumb=True), THUMB_SIZE_IN)
+    # Then it shows the three stamps and the light curve, as the full figure does
+    panels = _panels(thumb)
+    assert set(panels) == {*STAMP_FIELDS, "lightcurve"}
+    for field in STAMP_FIELDS:
+        _check_stamp(panels[field], msg[field])
+    full_curve, thumb_curve = _panels(build_figure(view))["lightcurve"], panels["lightcurve"]
+    assert len(thumb_curve.lines) == len(full_curve.lines) > 1
+    # And one line names the object and the alert's magnitude
+    negative = " (negative)" if view.negative else ""
+    assert thumb.get_suptitle() == f"{view.object_id} · {view.band} {view.mag:.2f}{negative}"
+    # And every text in it is at least 8 pixels high (the shrunk full figure: 3 to 4)
+    sizes = _type_px(thumb)
+    assert sizes and min(sizes.values()) >= MIN_THUMB_TYPE_PX, sizes
+    assert min(_type_px(build_figure(view)).values()) * 0.3 < MIN_THUMB_TYPE_PX
+    # And there is no legend or axis label to crowd it
+    assert thumb_curve.get_legend() is None and not thumb_curve.get_xlabel()
 
 
 def test_picture_cache_is_bounded_and_expires() -> None:

@@ -37,7 +37,6 @@ from boom_tasks.monitor.stats import passes_total, stage_totals
 from boom_tasks.pictures import render_png
 from boom_tasks.pictures.cache import DEFAULT_TTL_S, PictureCache
 from boom_tasks.pictures.documents import AlertNotFound, read_view
-from boom_tasks.pictures.figure import DPI, THUMB_DPI
 from boom_tasks.replays.store import ReplayNotFound, get_run
 from boom_tasks.services.mongo import get_db
 from boom_tasks.services.valkey import get_client, valkey_errors
@@ -118,7 +117,7 @@ class Dashboard:
                 view = read_view(db, registered, candid, passes={}, alias_surveys=SURVEYS)
             except AlertNotFound as e:
                 raise HTTPException(404, str(e)) from None
-            return render_png(view, dpi=THUMB_DPI if thumb else DPI)
+            return render_png(view, thumb=thumb)
 
         return self.pictures.get_or_draw((registered.name, candid, thumb), draw)
 

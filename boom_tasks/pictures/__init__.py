@@ -13,7 +13,14 @@ named (``Survey.band_field``) and how a forced-photometry point becomes a
 magnitude (``Survey.forced_magnitude``).
 """
 
-from boom_tasks.pictures.figure import build_figure, render_png
+from boom_tasks.pictures.figure import build_figure, build_thumbnail, render_png
 from boom_tasks.pictures.view import AlertView, from_documents, from_message
 
-__all__ = ["AlertView", "build_figure", "from_documents", "from_message", "render_png"]
+__all__ = [
+    "AlertView",
+    "build_figure",
+    "build_thumbnail",
+    "from_documents",
+    "from_message",
+    "render_png",
+]

@@ -1,5 +1,12 @@
 """The figure of one alert: a header, the three stamps side by side, the light curve.
 
+Its thumbnail (the dashboard lists each filter's latest passes as thumbnails of
+270 x 228 pixels) is drawn for its size: the full figure shrunk to it had type 3
+to 4 pixels high, so nothing in it could be read. It has one line (object and
+magnitude) instead of the three-line header, stamp titles in small type, and a
+light curve with small tick labels and no legend, title or axis labels: the full
+picture, one click away, has them.
+
 Built on matplotlib's object-oriented API with the Agg canvas (no pyplot, no
 global figure manager), so concurrent requests of the API each draw their own
 figure and nothing needs a display.
@@ -15,6 +22,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from boom_tasks.pictures.lightcurve import MJD_ZERO_JD, draw_light_curve
 from boom_tasks.pictures.stamps import Stamp, read_stamp, zscale_limits
@@ -25,8 +33,10 @@ from boom_tasks.pictures.view import STAMPS, AlertView
 SIZE_IN = (9.0, 7.6)
 #: Resolution of the full picture.
 DPI = 100
-#: Resolution of a thumbnail (the same figure, ~270 x 230 pixels).
-THUMB_DPI = 30
+#: Thumbnail size in inches: 270 x 228 pixels at :data:`DPI`.
+THUMB_SIZE_IN = (2.7, 2.28)
+#: Type size (points) of the thumbnail's line and stamp titles: ~10 pixels at 100 dpi.
+THUMB_FONT = 7.5
 #: Characters per line of the header's list of filters.
 HEADER_WIDTH = 120
 #: Characters per line of an unreadable stamp's reason.
@@ -64,17 +74,17 @@ def header(view: AlertView) -> str:
     return f"{first}\n{when} · {mag}\n{passed}"
 
 
-def draw_stamp(ax: Axes, field: str, stamp: Stamp) -> None:
-    """Draw one stamp in ``ax``, or the reason it cannot be drawn."""
+def draw_stamp(ax: Axes, field: str, stamp: Stamp, fontsize: float = 10) -> None:
+    """Draw one stamp in ``ax``, or the reason it cannot be drawn (titled in ``fontsize``)."""
     ax.set_label(field)
-    ax.set_title(STAMPS[field], fontsize=10)
+    ax.set_title(STAMPS[field], fontsize=fontsize, pad=2 if fontsize < 10 else 6)
     ax.set_xticks([])
     ax.set_yticks([])
     if stamp.image is None:
         why = textwrap.fill(f"{field} unreadable: {stamp.reason}", REASON_WIDTH)
         if stamp.reason == "no cutout in this alert":
             why = f"{field}:\nno cutout in this alert"
-        ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=8, color="#b00020",
+        ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=min(8, fontsize), color="#b00020",
                 transform=ax.transAxes, wrap=True)  # fmt: skip
         ax.set_facecolor("#f3f3f3")
         return
@@ -108,9 +118,34 @@ def build_figure(view: AlertView) -> Figure:
     return fig
 
 
-def render_png(view: AlertView, dpi: int = DPI) -> bytes:
-    """Return one alert's picture as PNG bytes at ``dpi`` (:data:`THUMB_DPI`: a thumbnail)."""
-    fig = build_figure(view)
+def thumbnail_title(view: AlertView) -> str:
+    """Return the thumbnail's one line: the object, and the alert's band and magnitude."""
+    mag = "" if view.mag is None else f" · {view.band or '?'} {view.mag:.2f}"
+    return f"{view.object_id}{mag}{' (negative)' if view.negative else ''}"
+
+
+def build_thumbnail(view: AlertView) -> Figure:
+    """Return the thumbnail of one alert (see the module docstring); never raises for bad stamps.
+
+    Its panels are labelled as the full figure's (``cutoutScience``..., ``lightcurve``).
+    """
+    # Narrow margins: matplotlib's defaults (~4 pixels at this size) are a tenth of it.
+    tight = ConstrainedLayoutEngine(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
+    fig = Figure(figsize=THUMB_SIZE_IN, layout=tight)
+    FigureCanvasAgg(fig)
+    fig.suptitle(thumbnail_title(view), fontsize=THUMB_FONT, ha="left", x=0.02)
+    grid = fig.add_gridspec(2, 3, height_ratios=(1.0, 1.1))
+    for i, field in enumerate(STAMPS):
+        ax = fig.add_subplot(grid[0, i])
+        draw_stamp(ax, field, read_stamp(view.stamps.get(field)), fontsize=THUMB_FONT)
+        ax.set_aspect("equal")
+    draw_light_curve(fig.add_subplot(grid[1, :]), view, compact=True)
+    return fig
+
+
+def render_png(view: AlertView, *, thumb: bool = False) -> bytes:
+    """Return one alert's picture (``thumb``: its thumbnail) as PNG bytes, at :data:`DPI`."""
+    fig = build_thumbnail(view) if thumb else build_figure(view)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()

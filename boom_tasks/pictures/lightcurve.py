@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from boom_tasks.pictures.view import AlertView, Curve, Mag
 
@@ -37,6 +38,8 @@ MAG_MARGIN = 0.3
 MIN_DAY_MARGIN = 0.5
 #: Fraction of the time span added on each side.
 DAY_MARGIN_FRACTION = 0.04
+#: Type size (points) of a compact panel's tick labels: 8 pixels at a thumbnail's 100 dpi.
+COMPACT_FONT = 6
 
 
 def colour(band: str) -> str:
@@ -102,34 +105,37 @@ def _magnitude_range(ax: Axes, curves: Sequence[Curve], view: AlertView) -> None
     ax.set_xlim(min(days) - margin, max(days) + margin)
 
 
-def draw_light_curve(ax: Axes, view: AlertView) -> None:
-    """Draw the view's light curves into ``ax`` (its title names the objects)."""
+def draw_light_curve(ax: Axes, view: AlertView, *, compact: bool = False) -> None:
+    """Draw the view's light curves into ``ax`` (its title names the objects).
+
+    ``compact`` (a thumbnail): no title, legend or axis labels, and three ticks per
+    axis in small type, so what is drawn stays readable at 270 pixels wide.
+    """
     ax.set_label("lightcurve")
-    names = " + ".join(f"{c.survey} {c.object_id}" for c in view.curves) or view.object_id
-    ax.set_title(f"Light curve of {names}", fontsize=10)
+    if not compact:
+        names = " + ".join(f"{c.survey} {c.object_id}" for c in view.curves) or view.object_id
+        ax.set_title(f"Light curve of {names}", fontsize=10)
     curves: Sequence[Curve] = [c for c in view.curves if len(c)]
     if not curves:
-        ax.text(0.5, 0.5, "no light-curve points", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no light-curve points", ha="center", va="center",
+                transform=ax.transAxes, fontsize=COMPACT_FONT if compact else 10)  # fmt: skip
         ax.set_xticks([])
         ax.set_yticks([])
         return
     for i, curve in enumerate(curves):
         _draw_curve(ax, curve, SURVEY_MARKERS[i % len(SURVEY_MARKERS)])
     if view.jd is not None and view.mag is not None:
-        ax.plot(
-            [view.jd - MJD_ZERO_JD],
-            [view.mag],
-            "o",
-            ms=14,
-            mfc="none",
-            mec="black",
-            mew=1.4,
-            label="this alert",
-        )
+        ax.plot([view.jd - MJD_ZERO_JD], [view.mag], "o", ms=7 if compact else 14, mfc="none",
+                mec="black", mew=1.0 if compact else 1.4, label="this alert")  # fmt: skip
     _magnitude_range(ax, curves, view)
     # Plain MJDs on the axis: an offset (+5.7454e4) is unreadable at a glance.
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    ax.grid(alpha=0.3)
+    if compact:
+        ax.tick_params(labelsize=COMPACT_FONT, length=2, pad=1)
+        ax.xaxis.set_major_locator(MaxNLocator(3, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        return
     ax.set_xlabel("MJD (UTC)")
     ax.set_ylabel("magnitude (AB)")
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=4, loc="best", framealpha=0.8)
