@@ -29,15 +29,17 @@ from typing import Any
 import psutil
 import redis
 
+from boom_tasks.chain import CHAIN
 from boom_tasks.services.commands import COMMANDS, UNLABELLED
 
 #: Valkey hash of one stage's counts (``bench:cost:ingest``...).
 COST_KEY = "bench:cost:{}"
 #: Valkey hash of the latest cumulative Kafka request count of each client.
 KAFKA_KEY = "bench:kafka"
-#: Rows of the table, in the order an alert meets them; "dramatiq" is what worker
+#: Rows of the table, in the order an alert meets them (the stages from the chain: a
+#: hand-written list once left the science stage out); "dramatiq" is what worker
 #: threads do outside messages (fetching, acknowledging, enqueueing delays).
-ROWS = ("bridge", "ingest", "crossmatch", "ml", "filter", "output", "dramatiq")
+ROWS = ("bridge", *(stage.name for stage in CHAIN), "dramatiq")
 COLUMNS = (
     ("busy_s", "busy s", 1),
     ("cpu_s", "CPU s", 1),

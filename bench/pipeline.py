@@ -4,8 +4,9 @@ Step 1: generate N alerts from the real ZTF packets (new candid/objectId/positio
         same structure, 3 alerts per object) and produce them to a fresh topic;
         check that VSX, Mangrove and GCVS are loaded in the catalog database;
 Step 2: naive baseline, one process, one alert at a time through the same stage
-        functions (ingest, crossmatch, ML, 25 filters, publish): every round trip
-        paid per alert, as a per-alert broker loop does;
+        functions (ingest, crossmatch, ML, the configured science actors, 25
+        filters, publish): every round trip paid per alert, as a per-alert broker
+        loop does;
 Step 3: the broker: K ``dramatiq boom_tasks.actors`` processes (started and warm
         before the clock starts) and ``boom-bridge``, each run in a fresh
         database with the same 25 active filters and its own output topic;
@@ -56,6 +57,10 @@ from boom_tasks.ml.registry import load_models  # noqa: E402
 from boom_tasks.ml.stage import enrich_batch  # noqa: E402
 from boom_tasks.output.publish import get_producer, publish_batch  # noqa: E402
 from boom_tasks.replay.producer import produce_packets  # noqa: E402
+from boom_tasks.science.actor import kafka_publisher, prepare_all  # noqa: E402
+from boom_tasks.science.base import ScienceActor  # noqa: E402
+from boom_tasks.science.loader import survey_actors  # noqa: E402
+from boom_tasks.science.stage import Publisher, run_science  # noqa: E402
 from boom_tasks.settings import Settings, get_settings  # noqa: E402
 from boom_tasks.surveys.ztf import ZTF  # noqa: E402
 from boom_tasks.surveys.ztf.synth import synth_alerts  # noqa: E402
@@ -96,12 +101,25 @@ def fresh_db(client: pymongo.MongoClient, name: str) -> Any:
     return db
 
 
+def science_stage(settings: Settings) -> tuple[list[ScienceActor], Publisher]:
+    """Return the ZTF science actors the configuration enables, set up, and their publisher.
+
+    The broker runs them between ML and the filters, so the naive loop and the stage
+    costs must too: without them the broker did a stage more than the loop it was
+    compared with.
+    """
+    actors = survey_actors(settings.science.actors, "ZTF")
+    prepare_all(actors)
+    return actors, kafka_publisher(settings)
+
+
 def naive(settings: Settings, packets: list[bytes], db: Any, topic: str) -> tuple[float, str]:
     """One alert at a time through every stage in this process; return (alerts/s, latency)."""
     catalogs = db.client[settings.mongo.catalog_database or settings.mongo.database]
     plans, problems = plan_catalogs(catalogs, settings.crossmatch["ZTF"])
     assert not problems, problems
     models = load_models(settings.ml, "ZTF", project_path(settings.ml.models_dir))
+    actors, publisher = science_stage(settings)
     filters = load_active(db, "ZTF")
     one_at_a_time = settings.filters.model_copy(update={"grouped": False})
     producer = get_producer(settings.kafka)
@@ -112,6 +130,7 @@ def naive(settings: Settings, packets: list[bytes], db: Any, topic: str) -> tupl
         candids = ingest_packets(db, ZTF, [packet], "naive").candids
         crossmatch_batch(db, ZTF, plans, candids)
         enrich_batch(db, ZTF, models, candids)
+        run_science(db, ZTF, actors, candids, settings.science, publisher)
         outcomes, _ = run_filters(db, ZTF, filters, candids, one_at_a_time)
         if any(o.passes for o in outcomes):
             publish_batch(db, ZTF, producer, candids, {"received": received}, output)

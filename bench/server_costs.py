@@ -7,9 +7,9 @@ database server's CPU seconds (psutil, from its pid file) around each stage's ca
 
 Step 1: generate N alerts from the real ZTF packets (3 per object), a fresh database
         with the 25 bench filters, the catalogs of the configuration;
-Step 2: for each batch of ``--batch`` alerts: ingest, crossmatch, ML, filters
-        (grouped), output (to a topic of its own), each timed (wall) and its server
-        CPU and command count taken;
+Step 2: for each batch of ``--batch`` alerts: ingest, crossmatch, ML, the
+        configured science actors, filters (grouped), output (to a topic of its
+        own), each timed (wall) and its server CPU and command count taken;
 Step 3: print, per stage and per 1,000 alerts: wall seconds, database server CPU
         seconds, commands and this process's CPU seconds.
 Run with the services of the configuration up and its catalogs loaded:
@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.costs import server_cpu  # noqa: E402
-from bench.pipeline import fresh_db  # noqa: E402
+from bench.pipeline import fresh_db, science_stage  # noqa: E402
 from bench.runs import DATA  # noqa: E402
+from boom_tasks.chain import CHAIN  # noqa: E402
 from boom_tasks.config_base import project_path  # noqa: E402
 from boom_tasks.crossmatch.stage import crossmatch_batch, plan_catalogs  # noqa: E402
 from boom_tasks.filter.run import run_filters  # noqa: E402
@@ -43,13 +44,14 @@ from boom_tasks.ingest.stage import ingest_packets  # noqa: E402
 from boom_tasks.ml.registry import load_models  # noqa: E402
 from boom_tasks.ml.stage import enrich_batch  # noqa: E402
 from boom_tasks.output.publish import get_producer, publish_batch  # noqa: E402
+from boom_tasks.science.stage import run_science  # noqa: E402
 from boom_tasks.services.commands import COMMANDS  # noqa: E402
 from boom_tasks.services.mongo import get_db  # noqa: E402
 from boom_tasks.settings import get_settings  # noqa: E402
 from boom_tasks.surveys.ztf import ZTF  # noqa: E402
 from boom_tasks.surveys.ztf.synth import synth_alerts  # noqa: E402
 
-STAGES = ("ingest", "crossmatch", "ml", "filter", "output")
+STAGES = tuple(stage.name for stage in CHAIN)  # science too (none enabled: a row of 0)
 
 
 class Account:
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     db = get_db(settings.mongo).client["bench_server_costs"]  # the monitored client
     models = load_models(settings.ml, "ZTF", project_path(settings.ml.models_dir))
+    actors, publisher = science_stage(settings)
     filters = load_active(db, "ZTF")
     producer = get_producer(settings.kafka)
     output = settings.output.model_copy(update={"results_topic": f"bench-sc-{time.time_ns()}"})
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         candids = account.timed("ingest", ingest_packets, db, ZTF, chunk, "sc").candids
         account.timed("crossmatch", crossmatch_batch, db, ZTF, plans, candids)
         account.timed("ml", enrich_batch, db, ZTF, models, candids)
+        science = (db, ZTF, actors, candids, settings.science, publisher)
+        account.timed("science", run_science, *science)
         account.timed("filter", run_filters, db, ZTF, filters, candids, settings.filters)
         account.timed("output", publish_batch, db, ZTF, producer, candids, times, output)
     print(f"N = {args.n} alerts in batches of {args.batch}, one process, stages in turn")
