@@ -12,7 +12,7 @@ from boom_tasks.api import users_cli
 from boom_tasks.catalogs import cli as catalogs_cli
 from boom_tasks.conductor import cli as report_cli
 from boom_tasks.crossmatch import cli as crossmatch_cli
-from boom_tasks.entry import EXIT_OK, exit_with
+from boom_tasks.entry import EXIT_OK, exit_with, whole_number
 from boom_tasks.errors import BoomError
 from boom_tasks.filter import cli as filters_cli
 from boom_tasks.replay.cli import add_night_arguments
@@ -30,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     night = sub.add_parser("night", help="replay a night through Kafka, the bridge and workers")
     night.add_argument("survey", nargs="?", default="ZTF")
     add_night_arguments(night, default_date=DEFAULT_NIGHT)
-    night.add_argument("--workers", type=int, default=2, help="worker processes")
-    night.add_argument("--log-level", default="WARNING")
+    night.add_argument("--workers", type=whole_number(1, 64), default=2, help="worker processes")
+    night.add_argument("--log-level", default="WARNING", type=logs.level_name)
     night.add_argument(
         "--demo",
         action="store_true",

@@ -10,6 +10,7 @@ Ctrl-C is :data:`EXIT_INTERRUPTED`; a reader that closed the pipe early
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -45,6 +46,53 @@ def night_date(value: str) -> str:
         return parse_date(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a night as YYYYMMDD, got {value!r}") from None
+
+
+#: Largest count a command-line number may give: MongoDB's and Python's C code take
+#: 64-bit integers, and a larger one would end in an OverflowError traceback.
+MAX_COUNT = 2**31 - 1
+
+
+def whole_number(low: int = 1, high: int = MAX_COUNT) -> Callable[[str], int]:
+    """Return an argparse ``type`` taking a whole number in ``[low, high]``.
+
+    ``type=whole_number(1)`` refuses ``0``, ``-1``, ``abc`` and
+    ``99999999999999999999`` with a usage error naming the range.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number in [{low}, {high}], got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+#: argparse ``type`` of a TCP port.
+port_number = whole_number(1, 65535)
+
+
+def seconds(text: str) -> float:
+    """Parse a finite, non-negative number of seconds (argparse ``type``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For ``inf``, ``nan``, a negative number or text, which would hang or fail later.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _quiet_broken_pipe() -> NoReturn:

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
+#: Levels a ``--log-level`` option takes.
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: One line per record, with the process id: several workers share a terminal.
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+def level_name(value: str) -> str:
+    """Return ``value`` as a log level name (argparse ``type`` of every ``--log-level``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For a name logging does not know, so the tool says so instead of a traceback.
+    """
+    if value.upper() not in LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LEVELS)}")
+    return value.upper()
 
 
 def configure(level: str = "INFO") -> None:

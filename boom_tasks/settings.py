@@ -49,8 +49,8 @@ class ValkeySettings(Section):
     """Valkey: the Dramatiq broker, its result backend and the batch store."""
 
     host: str = "127.0.0.1"
-    port: int = 6379
-    db: int = 0
+    port: int = Field(6379, ge=1, le=65535)
+    db: int = Field(0, ge=0)
     #: Before the bridge commits Kafka offsets and before a stage acks its message, wait
     #: until this server's append-only file has fsynced the batch and the next message
     #: (``WAITAOF``): they then survive a power cut of this machine. Needs AOF on.
@@ -75,7 +75,7 @@ class KafkaSettings(Section):
     #: Consumer group of the bridge; one group per survey is derived from it.
     group_id: str = "boom-bridge"
     #: Partitions of topics the replay producer creates.
-    partitions: int = 1
+    partitions: int = Field(1, ge=1)
     #: Milliseconds before a silent (crashed) bridge's partitions go to another bridge;
     #: shorter than librdkafka's 45 s so a restarted bridge resumes quickly.
     session_timeout_ms: int = Field(10_000, ge=6_000)
@@ -114,7 +114,7 @@ class MongoSettings(Section):
     #: databases (a test night, a benchmark) can share one set of loaded catalogs.
     catalog_database: str | None = None
     #: Milliseconds to find a server before an operation fails as unavailable.
-    server_selection_timeout_ms: int = 5000
+    server_selection_timeout_ms: int = Field(5000, ge=1)
     #: What a stage's write waits for before it counts as done (and the stage acks):
     #: "journaled" (``j: true``: in the journal on disk, survives a power cut of a
     #: standalone server), "majority" (``w: majority``: on most members of a replica
@@ -208,7 +208,7 @@ class LocalServicesSettings(Section):
     data_dir: str = ".local/default"
     #: Apache Kafka release resolved from Maven Central (org.apache.kafka:kafka_2.13).
     kafka_version: str = "4.1.1"
-    kafka_controller_port: int = 9093
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
     kafka_heap: str = "512m"
 
     def path(self) -> Path:
@@ -378,7 +378,7 @@ def load_settings(
         cfg_path = PROJECT_ROOT / cfg_path
     try:
         data = yaml.safe_load(cfg_path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read configuration {cfg_path}: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{cfg_path}: top level must be a mapping of sections")

@@ -149,3 +149,43 @@ def test_unreachable_kafka_is_retried_with_clear_messages_and_sigterm_exits_0(se
     assert "connecting to Kafka at 127.0.0.1:1 failed" in err and "retrying in" in err
     assert err.count("attempt") >= 2
     assert "Traceback" not in err
+
+
+def test_a_bridge_asked_to_stop_while_valkey_is_down_stops_and_loses_nothing(
+    services, unique, caplog
+):
+    # Given alerts on a topic and a bridge whose Valkey does not answer
+    packets = [read_packet(p) for p in packet_paths("fink-20181129")[:6]]
+    topic = f"novalkey-{unique}"
+    _produce(services, topic, packets, partitions=1)
+    survey = _survey(unique)
+    down = services.model_copy(update={"valkey": services.valkey.model_copy(update={"port": 1})})
+    down = _with(down, batch_wait_s=0.2, retry_backoff_s=0.1, max_backoff_s=0.2)
+    bridge = Bridge(down, survey, topic, _recording_sender([]))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            bridge.run()
+        except BaseException as e:  # the test checks there is none
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)  # (daemon: a bridge that never stops)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while "storing a batch in Valkey failed" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "storing a batch in Valkey failed" in caplog.text
+    # When it is asked to stop while it retries
+    bridge.request_stop()
+    thread.join(timeout=10)
+    # Then it stops at once, without an error, saying its alerts stay in Kafka
+    assert not thread.is_alive() and not errors
+    assert "alerts stay uncommitted in Kafka for the next bridge" in caplog.text
+    # And the next bridge, with Valkey up, gets every alert: nothing was committed
+    sent: list[BatchRef] = []
+    settings = _with(services, batch_wait_s=0.2)
+    Bridge(settings, survey, topic, _recording_sender(sent), exit_on_eof=True).run()
+    assert sum(r.count for r in sent) == len(packets)
+    for ref in sent:
+        complete_batch(get_client(services.valkey), survey, ref.key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from boom_tasks import logs
-from boom_tasks.entry import EXIT_OK, exit_with
+from boom_tasks.entry import EXIT_OK, exit_with, port_number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -13,8 +13,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="boom-api", description="Serve the boom-tasks HTTP API (docs at /docs)."
     )
     p.add_argument("--host", help="address to bind (default: api.host)")
-    p.add_argument("--port", type=int, help="port (default: api.port)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--port", type=port_number, help="port (default: api.port)")
+    p.add_argument("--log-level", default="INFO", type=logs.level_name)
     return p
 
 

@@ -7,6 +7,7 @@ import getpass
 import sys
 from typing import TextIO
 
+from boom_tasks import logs
 from boom_tasks.entry import EXIT_OK
 from boom_tasks.errors import BoomError
 
@@ -14,7 +15,7 @@ from boom_tasks.errors import BoomError
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``users`` command and its sub-commands to ``boom``'s sub-parsers."""
     parser = subparsers.add_parser("users", help="manage the HTTP API's accounts")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="WARNING", type=logs.level_name)
     sub = parser.add_subparsers(dest="users_command", required=True)
     add = sub.add_parser("add", help="create an account (asks for the password)")
     add.add_argument("name")
@@ -61,6 +62,9 @@ def _programids(text: str) -> list[int]:
 def _password(args: argparse.Namespace) -> str:
     if args.password is not None:
         return str(args.password)
+    if not sys.stdin.isatty():
+        # getpass would fall back to reading stdin, and end in EOFError when it is empty.
+        raise BoomError("no terminal to ask the password on: give it with --password")
     first = getpass.getpass(f"password for {args.name}: ")
     if getpass.getpass("again: ") != first:
         raise BoomError("the passwords differ; nothing stored")

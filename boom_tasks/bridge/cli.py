@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         help="stop at the end of the topic (without it and without --date/--topic, "
         "a survey with a topic per night follows the nights)",
     )
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", type=logs.level_name)
     return p
 
 

@@ -183,19 +183,29 @@ class Bridge:
             self.group_id,
         )
         try:
-            while not self.stop_requested:
-                self._follow_nights(consumer)
-                self._consume_some(consumer)
-                flushed = self.batcher.due() and self._flush(consumer)
-                # Right after a flush the backlog just grew: check it before consuming more.
-                self._backpressure(consumer, force=flushed)
-                if self.exit_on_eof and self._reached_end():
-                    log.info("bridge: end of %s reached", self.topic)
-                    break
-            self._flush(consumer)
+            self._loop(consumer)
+        except TransientError as e:
+            if not self.stop_requested:
+                raise
+            # Asked to stop while Valkey was down: the batch in hand was not queued, its
+            # offsets are not committed, and Kafka sends it again to the next bridge.
+            log.warning("bridge: stopped before Valkey took the batch in hand (%s); its "
+                        "alerts stay uncommitted in Kafka for the next bridge", e)  # fmt: skip
         finally:
             consumer.close()
         return self.stats
+
+    def _loop(self, consumer: Consumer) -> None:
+        while not self.stop_requested:
+            self._follow_nights(consumer)
+            self._consume_some(consumer)
+            flushed = self.batcher.due() and self._flush(consumer)
+            # Right after a flush the backlog just grew: check it before consuming more.
+            self._backpressure(consumer, force=flushed)
+            if self.exit_on_eof and self._reached_end():
+                log.info("bridge: end of %s reached", self.topic)
+                break
+        self._flush(consumer)
 
     def _subscribe(self, consumer: Consumer) -> None:
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -320,6 +330,7 @@ class Bridge:
             what="storing a batch in Valkey",
             backoff_s=bridge.retry_backoff_s,
             max_backoff_s=bridge.max_backoff_s,
+            should_stop=lambda: self.stop_requested,
         )
         received_at = batch.received_at or time.time()
         # Before the message: every stage looks the batch's night up by its receipt time.
@@ -342,6 +353,8 @@ class Bridge:
             what="sending the ingest message",
             backoff_s=bridge.retry_backoff_s,
             max_backoff_s=bridge.max_backoff_s,
+            # On a stop the stored batch, named by no message, is reaped as an orphan.
+            should_stop=lambda: self.stop_requested,
         )
         return ref
 

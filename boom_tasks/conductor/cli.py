@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from boom_tasks import logs
 from boom_tasks.entry import EXIT_FAILED, EXIT_OK, night_date
 
 #: ``boom night report ...`` is routed to this sub-command (``boom night`` takes a survey).
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(COMMAND, help="a night's report: counts per stage, what stopped")
     p.add_argument("survey", help="survey name, e.g. ZTF")
     p.add_argument("night", type=night_date, help="night as YYYYMMDD (UTC)")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--log-level", default="WARNING", type=logs.level_name)
     return p
 
 

@@ -6,13 +6,14 @@ import argparse
 import sys
 from typing import TextIO
 
-from boom_tasks.entry import EXIT_FAILED, EXIT_OK
+from boom_tasks import logs
+from boom_tasks.entry import EXIT_FAILED, EXIT_OK, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``crossmatch`` command (``reprocess``) to ``boom``'s sub-parsers."""
     parser = subparsers.add_parser("crossmatch", help="recompute objects' catalog matches")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", type=logs.level_name)
     sub = parser.add_subparsers(dest="crossmatch_command", required=True)
     redo = sub.add_parser(
         "reprocess", help="recompute cross-matches of existing objects (e.g. a new catalog)"
@@ -24,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="redo only this configured catalog (repeatable; default: every configured one)",
     )
     redo.add_argument("--object", action="append", help="redo only this objectId (repeatable)")
-    redo.add_argument("--batch-size", type=int, help="objects per batch (default: 1000)")
+    redo.add_argument(
+        "--batch-size", type=whole_number(1), help="objects per batch (default: 1000)"
+    )
     return parser
 
 

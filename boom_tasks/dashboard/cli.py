@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from boom_tasks import logs
-from boom_tasks.entry import exit_with
+from boom_tasks.entry import exit_with, port_number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,8 +15,8 @@ def _parser() -> argparse.ArgumentParser:
         "quarantine, filter passes; Prometheus metrics at /metrics.",
     )
     p.add_argument("--host", help="address to bind (default: dashboard.host)")
-    p.add_argument("--port", type=int, help="port (default: dashboard.port)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--port", type=port_number, help="port (default: dashboard.port)")
+    p.add_argument("--log-level", default="INFO", type=logs.level_name)
     return p
 
 

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from boom_tasks.entry import night_date
+from boom_tasks import logs
+from boom_tasks.entry import night_date, whole_number
 from boom_tasks.filter.cli_run import HANDLERS, Inline
 from boom_tasks.filter.commands_base import FilterEnv, operator
 
@@ -47,7 +48,7 @@ def _programids_arg(text: str) -> list[int]:
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``filters`` command and its sub-commands to ``boom``'s sub-parsers."""
     parser = subparsers.add_parser("filters", help="manage users' filters")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="WARNING", type=logs.level_name)
     sub = parser.add_subparsers(dest="filters_command", required=True)
     add = sub.add_parser("add", help="store a new filter (inactive until activated)")
     add.add_argument("name")
@@ -86,9 +87,11 @@ def _register_test(sub: argparse._SubParsersAction) -> None:
     test.add_argument("--version", help="version (fid) of a stored filter")
     test.add_argument("--night", type=night_date, help="YYYYMMDD (default: the newest stored)")
     test.add_argument("--objects", nargs="+", default=[], metavar="OBJECT_ID")
-    test.add_argument("--candids", nargs="+", type=int, default=[], metavar="CANDID")
+    test.add_argument(
+        "--candids", nargs="+", type=whole_number(1, 2**63 - 1), default=[], metavar="CANDID"
+    )
     test.add_argument("--programids", type=_programids_arg, default=[1], help="inline: e.g. 1,2")
-    test.add_argument("--show", type=int, default=20, help="passing alerts to print")
+    test.add_argument("--show", type=whole_number(0), default=20, help="passing alerts to print")
 
 
 def _env() -> FilterEnv:

@@ -137,6 +137,8 @@ def parse_pipeline(text_or_obj: str | bytes | list[Any]) -> list[dict[str, Any]]
         except json.JSONDecodeError as e:
             where = f"line {e.lineno}, column {e.colno} (character {e.pos})"
             raise FilterInvalid([f"the pipeline is not valid JSON: {e.msg} at {where}"]) from None
+        except RecursionError:
+            raise FilterInvalid(["the pipeline is nested too deeply to read"]) from None
     if not isinstance(parsed, list):
         raise FilterInvalid([f"a pipeline must be an array of stages, not {_json_type(parsed)}"])
     return parsed
@@ -165,9 +167,25 @@ def validate_pipeline(pipeline: Any, *, aux_collection: str) -> list[dict[str, A
     for index, stage in enumerate(pipeline):
         problems += [f"stage {index}: {p}" for p in _stage_problems(stage, aux_collection)]
     problems += _pipeline_problems(pipeline)
+    problems += [
+        f"{n} does not fit a 64-bit integer (BSON's largest)" for n in _huge_ints(pipeline)
+    ]
     if problems:
         raise FilterInvalid(list(dict.fromkeys(problems)))
     return pipeline
+
+
+def _huge_ints(value: Any) -> list[int]:
+    """Return the integers in ``value`` that BSON cannot store (JSON allows any size)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value] if not -(2**63) <= value < 2**63 else []
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _huge_ints(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _huge_ints(v)]
+    return []
 
 
 def aux_fields_in(value: Any) -> list[str]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from boom_tasks.entry import EXIT_OK, exit_with
+from boom_tasks.entry import EXIT_OK, exit_with, whole_number
 from boom_tasks.errors import ServiceUnavailable
 from boom_tasks.output.schema import OutputMessageError, decode
 
@@ -267,13 +267,44 @@ def consume(
     return handled
 
 
+#: Fields every published results message has (``format_alert`` reads them).
+MESSAGE_FIELDS = ("objectId", "candid", "jd", "ra", "dec")
+
+
 def decode_or_report(msg: Message) -> dict[str, Any] | None:
-    """Decode one Kafka message, or report on stderr why it cannot be and return None."""
+    """Decode one Kafka message, or report on stderr why it cannot be and return None.
+
+    A raw survey packet (a survey's intake topic given by mistake) is Avro too, but
+    not a results message: it is reported, not printed.
+    """
+    where = f"% {msg.topic()} [{msg.partition()}] offset {msg.offset()}"
     try:
-        return decode(msg.value() or b"")
+        message = decode(msg.value() or b"")
     except OutputMessageError as e:
-        print(f"% {msg.topic()} [{msg.partition()}] offset {msg.offset()}: {e}", file=sys.stderr)
+        print(f"{where}: {e}", file=sys.stderr)
         return None
+    missing = [k for k in MESSAGE_FIELDS if k not in message]
+    if missing:
+        print(
+            f"{where}: not a published results message (no {', '.join(missing)}); "
+            "read an output topic such as ZTF_alerts_results",
+            file=sys.stderr,
+        )
+        return None
+    return message
+
+
+def topic_name(text: str) -> str:
+    """Return a Kafka topic name given on the command line (argparse ``type``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For an empty name, which librdkafka refuses with an unhelpful exception.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a topic name is needed, e.g. ZTF_alerts_results")
+    return text
 
 
 # -- command line ------------------------------------------------------------------------
@@ -281,14 +312,14 @@ def decode_or_report(msg: Message) -> dict[str, Any] | None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="boom-print", description="Print alerts published on a topic.")
-    p.add_argument("topic", help="output topic, e.g. ZTF_alerts_results")
+    p.add_argument("topic", type=topic_name, help="output topic, e.g. ZTF_alerts_results")
     p.add_argument(
         "--stamps",
         type=Path,
         metavar="DIR",
         help="write pictures (PNG) and cutouts (FITS) here",
     )
-    p.add_argument("--max", type=int, metavar="N", help="stop after N messages")
+    p.add_argument("--max", type=whole_number(1), metavar="N", help="stop after N messages")
     p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
     p.add_argument("--group", help="consumer group: share the topic and remember the position")
     return p

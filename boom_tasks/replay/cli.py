@@ -23,7 +23,7 @@ import argparse
 from pathlib import Path
 
 from boom_tasks import logs
-from boom_tasks.entry import EXIT_OK, exit_with, night_date
+from boom_tasks.entry import EXIT_OK, exit_with, night_date, seconds, whole_number
 from boom_tasks.errors import BoomError
 from boom_tasks.surveys.base import Survey, tonight
 
@@ -72,12 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("survey", help="survey name, e.g. ZTF or LSST")
     add_night_arguments(p, default_date=tonight())
     p.add_argument("--topic", help="topic to send to (default: the survey's topic of the night)")
-    p.add_argument("--burst-size", type=int, help="alerts per burst (default: no pacing)")
     p.add_argument(
-        "--burst-interval", type=float, default=0.0, help="seconds from one burst to the next"
+        "--burst-size", type=whole_number(1), help="alerts per burst (default: no pacing)"
+    )
+    p.add_argument(
+        "--burst-interval", type=seconds, default=0.0, help="seconds from one burst to the next"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--log-level", default="WARNING", type=logs.level_name)
     return p
 
 

@@ -7,23 +7,20 @@ import json
 import sys
 from typing import Any, TextIO
 
-from boom_tasks.entry import EXIT_FAILED, EXIT_OK, night_date
+from boom_tasks import logs
+from boom_tasks.entry import EXIT_FAILED, EXIT_OK, night_date, whole_number
 
-
-def _nights(text: str) -> int:
-    """Parse ``--nights``: a whole number of nights, at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of nights >= 1, got {text!r}")
-    return int(text)
+#: ``--nights``: at least one, at most about a century (a date past year 9999 overflows).
+_nights = whole_number(1, 36_500)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``replays`` command to ``boom``; its commands set ``replays_command``."""
     parser = subparsers.add_parser("replays", help="run and inspect replays of stored nights")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="WARNING", type=logs.level_name)
     sub = parser.add_subparsers(dest="replays_command", required=True)
     listing = sub.add_parser("list", help="the latest replay runs")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=whole_number(1), default=20)
     show = sub.add_parser("show", help="one run: parameters, state, progress, counts")
     show.add_argument("run_id")
     backfill = sub.add_parser("backfill", help="run a filter over the last nights' alerts")

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         The ``schedule`` parser; its commands set ``schedule_command``.
     """
     parser = subparsers.add_parser("schedule", help="list and change boom-scheduler's jobs")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="WARNING", type=logs.level_name)
     sub = parser.add_subparsers(dest="schedule_command", required=True)
     sub.add_parser("list", help="list stored jobs, their next run and last runs")
     add = sub.add_parser("add", help="add (or replace) a job")
@@ -143,7 +143,7 @@ def serve(stop: threading.Event, settings: Settings | None = None) -> None:
 
 def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="boom-scheduler", description="Run scheduled jobs.")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", type=logs.level_name)
     args = p.parse_args(argv)
     logs.configure(args.log_level)
     stop = threading.Event()

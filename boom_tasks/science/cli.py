@@ -14,6 +14,7 @@ import sys
 import time
 from typing import TextIO
 
+from boom_tasks import logs
 from boom_tasks.entry import EXIT_FAILED, EXIT_OK, night_date
 
 #: Candids per backfill batch (the bridge's batch size in production).
@@ -23,7 +24,7 @@ BACKFILL_BATCH = 1000
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``science`` command to ``boom``'s sub-parsers."""
     parser = subparsers.add_parser("science", help="science actors: list, backfill, enable")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="WARNING", type=logs.level_name)
     sub = parser.add_subparsers(dest="science_command", required=True)
     sub.add_parser("list", help="the configured actors and every actor's health")
     run = sub.add_parser("run", help="run an actor over a night's stored alerts")

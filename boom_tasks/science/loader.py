@@ -40,6 +40,11 @@ def load_actor(name: str) -> ScienceActor:
         If the module cannot be imported or holds no valid ``ACTOR``.
     """
     path = module_path(name)
+    if not all(part.isidentifier() for part in path.split(".")):
+        raise ConfigError(
+            f"science actor {name!r}: not a module name (a name under {ACTORS_PACKAGE}/ "
+            "or a dotted path such as mypackage.myactor)"
+        )
     try:
         module = importlib.import_module(path)
     except ImportError as e:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from boom_tasks import logs
 from boom_tasks.broker import NAMESPACE, WORKER_ID_ENV
-from boom_tasks.entry import EXIT_OK, exit_with
+from boom_tasks.entry import EXIT_OK, exit_with, whole_number
 from boom_tasks.errors import BoomError
 from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import Settings, WorkerSettings, get_settings
@@ -199,11 +199,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="boom-workers",
         description="Run Dramatiq worker processes, each restarted when it dies.",
     )
-    p.add_argument("--processes", "-p", type=int, default=2, help="worker processes (slots)")
-    p.add_argument("--threads", "-t", type=int, default=2, help="threads per process")
+    p.add_argument(
+        "--processes", "-p", type=whole_number(1, 64), default=2, help="worker processes (slots)"
+    )
+    p.add_argument(
+        "--threads", "-t", type=whole_number(1, 256), default=2, help="threads per process"
+    )
     p.add_argument("--queues", "-Q", nargs="*", default=[], help="only these queues")
     p.add_argument("--module", action="append", default=[], help="extra module each worker imports")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", type=logs.level_name)
     return p
 
 
