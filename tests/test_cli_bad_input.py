@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from boom_tasks.entry import EXIT_ERROR
+from boom_tasks.entry import EXIT_BAD_CONFIG, EXIT_ERROR
 from boom_tasks.replay.producer import produce_packets
 from tests.alerts import packet_paths, read_packet
 from tests.conftest import TEST_CONFIG
@@ -113,3 +113,13 @@ def test_boom_print_on_an_intake_topic_reports_each_packet(services, unique) -> 
     # Then each packet is reported as not a results message, and the tool ends cleanly
     assert code == 0 and "Traceback" not in err, err
     assert err.count("not a published results message (no jd, ra, dec)") == 2, err
+
+
+@pytest.mark.services
+def test_boom_workers_stops_at_once_when_a_worker_cannot_import_its_module(services) -> None:
+    # Given two worker slots told to import a module that does not exist
+    code, err = _run("boom-workers", "-p", "2", "--module", "no.such.module")
+    # Then the supervisor does not restart them for ever: it stops with the config code
+    assert code == EXIT_BAD_CONFIG, err
+    assert "a module failed to import" in err and "not restarting" in err
+    assert "No module named 'no'" in err and "restarting in" not in err

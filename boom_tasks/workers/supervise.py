@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from boom_tasks import logs
 from boom_tasks.broker import NAMESPACE, WORKER_ID_ENV
-from boom_tasks.entry import EXIT_OK, exit_with, whole_number
+from boom_tasks.entry import EXIT_BAD_CONFIG, EXIT_OK, exit_with, whole_number
 from boom_tasks.errors import BoomError
 from boom_tasks.services.valkey import get_client
 from boom_tasks.settings import Settings, WorkerSettings, get_settings
@@ -67,6 +67,12 @@ class Slot:
     exits: list[int] = field(default_factory=list)
 
 
+#: ``dramatiq``'s exit code when a module fails to import (or its command line is wrong).
+RET_IMPORT = 2
+#: Exit codes of a worker that no restart can mend.
+CANNOT_START = frozenset({RET_IMPORT, EXIT_BAD_CONFIG})
+
+
 class Supervisor:
     """Keep ``len(slots)`` worker processes running until asked to stop."""
 
@@ -84,11 +90,13 @@ class Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        """Supervise until :meth:`request_stop`; return 0."""
+        """Supervise until :meth:`request_stop`; return 0 (78 if a worker cannot start)."""
         while not self.stopping:
             now = time.monotonic()
             for slot in self.slots:
                 if slot.proc is not None and slot.proc.poll() is not None:
+                    if slot.proc.returncode in CANNOT_START:
+                        return self._give_up(slot)
                     self._on_exit(slot, now)
                 if slot.proc is None and slot.restart_at is not None and now >= slot.restart_at:
                     self._start(slot)
@@ -97,6 +105,27 @@ class Supervisor:
             time.sleep(POLL_S)
         self.stop_all()
         return EXIT_OK
+
+    def _give_up(self, slot: Slot) -> int:
+        """Stop every slot and return 78: this worker would fail the same way at each restart.
+
+        It could not import its modules or read its configuration.
+        """
+        assert slot.proc is not None
+        code = slot.proc.returncode
+        why = "a module failed to import" if code == RET_IMPORT else "the configuration is invalid"
+        log.error(
+            "worker slot %d: exited with code %d at start (%s; its log above says which): "
+            "not restarting, stopping every worker",
+            slot.index,
+            code,
+            why,
+        )
+        _kill_group(slot.proc.pid)
+        self._requeue(slot.worker_id)
+        slot.proc = None
+        self.stop_all()
+        return EXIT_BAD_CONFIG
 
     def _start(self, slot: Slot) -> None:
         slot.worker_id = f"{self.tag}-{slot.index}-{uuid.uuid4().hex[:12]}"
