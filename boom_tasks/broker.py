@@ -20,7 +20,7 @@ from dramatiq.results.backends import RedisBackend
 
 from boom_tasks.errors import TransientError
 from boom_tasks.retry import retry_transient
-from boom_tasks.services.valkey import valkey_errors
+from boom_tasks.services.valkey import results_client, valkey_errors
 from boom_tasks.settings import Settings, WorkerSettings
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def setup_broker(settings: Settings) -> RedisBroker:
         maintenance_chance=settings.worker.maintenance_chance,
     )
     broker.broker_id = os.environ.get(WORKER_ID_ENV) or broker.broker_id
-    broker.add_middleware(Results(backend=RedisBackend(url=settings.valkey.url)))
+    broker.add_middleware(Results(backend=RedisBackend(client=results_client(settings.valkey))))
     broker.add_middleware(PoisonGuard(settings))
     # The output stage's publication claims are keyed by the current message's id.
     broker.add_middleware(CurrentMessage())

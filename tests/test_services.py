@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
+import dramatiq
 import pymongo
 import pytest
 import redis
 from confluent_kafka import Consumer, Producer
+from dramatiq.results import ResultTimeout
 
+from boom_tasks.broker import setup_broker
 from tests.conftest import ROOT, TEST_CONFIG
 
 SERVICES = ROOT / "ops" / "services.py"
@@ -120,3 +124,22 @@ def test_second_up_reuses_running_servers(services) -> None:
     assert proc.stderr.count("reusing it") == 3, proc.stderr
     assert "started pid" not in proc.stderr
     assert run_services("status").stdout == before
+
+
+def test_a_result_is_awaited_past_redis_py_s_default_socket_timeout(services, unique) -> None:
+    # Given a message no worker takes (redis-py 8 reads with a 5 s socket timeout)
+    broker = setup_broker(services)
+    queue = f"probe_{unique}"
+
+    @dramatiq.actor(broker=broker, queue_name=queue, store_results=True)
+    def probe() -> int:
+        return 1
+
+    message = probe.send()
+    # When its result is awaited for 7 s, as a replay awaits a slice's result
+    started = time.monotonic()
+    with pytest.raises(ResultTimeout):
+        message.get_result(block=True, timeout=7000)
+    # Then the wait ran its course: no socket timeout cut it short at 5 s
+    assert time.monotonic() - started >= 6.5
+    broker.client.delete(f"dramatiq:{queue}", f"dramatiq:{queue}.msgs")

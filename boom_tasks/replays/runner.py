@@ -180,7 +180,10 @@ def _send_all(
 
     def collect_oldest() -> None:
         message, alerts = inflight.popleft()
-        progress.add(alerts, message.get_result(block=True, timeout=timeout_ms))
+        # (a Valkey error here fails the run with its reason, as a timeout does)
+        with valkey_errors("waiting for a replay slice's result"):
+            result = message.get_result(block=True, timeout=timeout_ms)
+        progress.add(alerts, result)
 
     for args, kwargs, alerts in units:
         while len(inflight) >= config.max_inflight:

@@ -38,6 +38,16 @@ def get_client(valkey: ValkeySettings) -> redis.Redis:
     return _client
 
 
+def results_client(valkey: ValkeySettings) -> redis.Redis:
+    """Return a client for Dramatiq's result backend, whose reads may block for minutes.
+
+    A replay awaits each slice's result with a blocking read of up to
+    ``replays.slice_timeout_s``; redis-py 8 gives every read a 5 s socket timeout by
+    default, which ended each wait for a slice slower than that in a TimeoutError.
+    """
+    return redis.Redis.from_url(valkey.url, socket_timeout=None, socket_connect_timeout=5)
+
+
 @contextmanager
 def valkey_errors(what: str) -> Iterator[None]:
     """Translate driver exceptions raised inside the block.
