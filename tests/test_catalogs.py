@@ -232,9 +232,9 @@ def test_a_different_load_under_the_same_name_is_refused_unless_replaced(catalog
     assert report.rows == 10 and db["vsx"].find_one({"_id": 0})["hpx"] == pixel_ids(
         256.31725, -89.86216999999999, 8
     )
-    db["ZTF_alerts"].insert_one({"_id": 1})
+    db["someone_elses"].insert_one({"_id": 1})
     with pytest.raises(CatalogError, match="exists and is not a catalog loaded by boom"):
-        load_catalog(db, "ZTF_alerts", VSX, LoadOptions(limit=10))
+        load_catalog(db, "someone_elses", VSX, LoadOptions(limit=10))
 
 
 def _boom_catalogs(*argv: str) -> str:

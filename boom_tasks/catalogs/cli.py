@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from boom_tasks import logs
 from boom_tasks.catalogs.readers import FORMATS
 from boom_tasks.entry import EXIT_OK
 from boom_tasks.sky.healpix import DEFAULT_ORDER, MAX_ORDER
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         The ``catalogs`` parser; its commands set ``catalogs_command``.
     """
     parser = subparsers.add_parser("catalogs", help="load and list archival catalogs")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", type=logs.level_name)
     sub = parser.add_subparsers(dest="catalogs_command", required=True)
     load = sub.add_parser("load", help="load a catalog file (Parquet, CSV, FITS) into MongoDB")
     load.add_argument("name", help="catalog name: the MongoDB collection")
@@ -79,7 +80,10 @@ def _load(args: argparse.Namespace, out: TextIO) -> int:
         replace=args.replace,
         progress=True,
     )
-    r = load_catalog(get_catalog_db(get_settings().mongo), args.name, args.file, options)
+    settings = get_settings()
+    r = load_catalog(
+        get_catalog_db(settings.mongo), args.name, args.file, options, settings=settings
+    )
     seconds = r.insert_seconds + r.index_seconds
     rate = r.rows_read / seconds if seconds > 0 else 0.0
     print(
@@ -106,7 +110,7 @@ def _list(out: TextIO) -> int:
     for i in infos:
         print(
             f"{i.name:<{width}}  {i.rows:>10}  {i.status:<8}  {i.hpx_order:>5}  "
-            f"{', '.join(i.indexes)}",
+            f"{', '.join(i.indexes)}" + (f"  ({i.error})" if i.error else ""),
             file=out,
         )
     return EXIT_OK

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,3 +132,42 @@ def build_documents(
         doc[HPX_FIELD] = int(pixels[i])
         docs.append(doc)
     return docs
+
+
+def _id_key(value: Any) -> Any:
+    """Return ``value`` as a set key that tells apart what MongoDB tells apart as ``_id``."""
+    # True == 1 in Python, not as a MongoDB _id; 1 and 1.0 are the same in both.
+    return (type(value) is bool, value) if isinstance(value, Hashable) else repr(value)
+
+
+def check_unique_ids(batches: Iterable[Batch], id_column: str) -> None:
+    """Refuse a file in which two rows have the same value in ``id_column``.
+
+    Run before anything is written: a second row with an id already seen would
+    otherwise be taken for a row an earlier load had written, and dropped.
+
+    Parameters
+    ----------
+    batches
+        Every row that will be loaded.
+    id_column
+        The column whose value becomes ``_id``.
+
+    Raises
+    ------
+    CatalogError
+        Naming the first repeated id and the two rows that have it.
+    """
+    first_row: dict[Any, int] = {}
+    for batch in batches:
+        for i, raw in enumerate(batch.columns[id_column]):
+            value = plain(raw)
+            if value is ABSENT:
+                continue  # build_documents names the row when it gets there
+            row = batch.start + i
+            seen = first_row.setdefault(_id_key(value), row)
+            if seen != row:
+                raise CatalogError(
+                    f"id {value!r} of column {id_column!r} is on rows {seen} and {row}: "
+                    "ids must be unique in the file"
+                )

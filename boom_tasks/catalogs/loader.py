@@ -2,7 +2,10 @@
 
 Steps:
 
-1. open the file and find the ra/dec (and id) columns, before writing anything;
+1. before writing anything: refuse a name of the broker's own collections
+   (:mod:`.names`) or of an existing collection that is not a catalog (even with
+   ``replace``), open the file, refuse repeated column names, find the ra/dec
+   (and id) columns and, with an id column, refuse an id repeated in the file;
 2. compare with ``catalogs_meta``: an identical earlier load is resumed from its
    checkpoint, a different one is refused unless ``replace``;
 3. for each batch: read ra/dec as degrees (sexagesimal accepted), compute the
@@ -10,21 +13,22 @@ Steps:
    duplicate ``_id`` values as already loaded (code 11000), then move the
    checkpoint;
 4. build the B-tree index on the pixel field and the 2dsphere index, and mark
-   the catalog complete (or partial, when ``limit`` stopped it early).
+   the catalog complete (or partial, when ``limit`` stopped it early); a load
+   stopped by a bad row is marked failed, with the reason.
 
 ``_id`` is the row number in the file, or the ``id`` column: a second run writes
-the same ``_id`` values, so it can never duplicate a row.
+the same ``_id`` values, so it can never duplicate a row. Ids are checked unique
+in the file first, so an existing ``_id`` can only be a row an earlier run wrote.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, GEOSPHERE, IndexModel
 from pymongo.collection import Collection
@@ -33,12 +37,16 @@ from tqdm import tqdm
 
 from boom_tasks.catalogs import meta
 from boom_tasks.catalogs.coords import detect_columns, to_degrees
-from boom_tasks.catalogs.documents import build_documents, field_names
+from boom_tasks.catalogs.documents import build_documents, check_unique_ids, field_names
 from boom_tasks.catalogs.errors import CatalogError
+from boom_tasks.catalogs.names import check_name
 from boom_tasks.catalogs.readers import Batch, CatalogReader, detect_format, open_catalog
 from boom_tasks.errors import PermanentError
 from boom_tasks.services.mongo import create_missing_indexes, insert_new, mongo_errors
 from boom_tasks.sky.healpix import DEFAULT_ORDER, HPX_FIELD, pixel_ids
+
+if TYPE_CHECKING:
+    from boom_tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +61,6 @@ CATALOG_INDEXES = [
     IndexModel([(HPX_FIELD, ASCENDING)]),
     IndexModel([("coordinates.radec_geojson", GEOSPHERE)]),
 ]
-
-#: Catalog names must be plain collection names.
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,119}")
 
 
 @dataclass(frozen=True)
@@ -92,14 +97,6 @@ class LoadReport:
     complete: bool
     insert_seconds: float
     index_seconds: float
-
-
-def _check_name(name: str) -> None:
-    if not _NAME.fullmatch(name) or name.startswith("system.") or name == meta.META_COLLECTION:
-        raise CatalogError(
-            f"invalid catalog name {name!r}: use letters, digits, '_', '-' or '.' "
-            f"(not {meta.META_COLLECTION!r} nor system.*)"
-        )
 
 
 def _plan(reader: CatalogReader, fmt: str, options: LoadOptions) -> dict[str, Any]:
@@ -187,8 +184,46 @@ def _write_rows(
     return read, inserted
 
 
+def _prepare(
+    db: Database, name: str, reader: CatalogReader, options: LoadOptions
+) -> tuple[dict[str, Any], int]:
+    """Check all that can be checked before writing; return the plan and the rows to skip.
+
+    Raises
+    ------
+    CatalogError
+        For missing columns, repeated ids, a collection that is not a catalog, or
+        a conflicting earlier load.
+    """
+    fmt = (options.fmt or detect_format(reader.path)).lower()
+    plan = _plan(reader, fmt, options)
+    if options.id is not None:
+        check_unique_ids(_limited(reader.batches(options.batch_size), options.limit), options.id)
+    # Before --replace drops anything: only a catalog boom loaded may be replaced.
+    meta.refuse_foreign(db, name)
+    if options.replace:
+        meta.forget(db, name)
+    skip = meta.resume_point(db, name, plan)
+    if skip:
+        logger.info("catalog %s: resuming after row %d", name, skip)
+    return plan, skip
+
+
+def _index_and_count(db: Database, name: str) -> int:
+    """Build the catalog's indexes; return its number of documents."""
+    logger.info("catalog %s: building the HEALPix and 2dsphere indexes", name)
+    _ensure_indexes(db[name])
+    with mongo_errors(f"counting catalog {name}"):
+        return db[name].estimated_document_count()
+
+
 def load_catalog(
-    db: Database, name: str, path: str | Path, options: LoadOptions | None = None
+    db: Database,
+    name: str,
+    path: str | Path,
+    options: LoadOptions | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> LoadReport:
     """Load catalog file ``path`` into collection ``name`` of ``db``.
 
@@ -202,6 +237,9 @@ def load_catalog(
         Parquet, CSV or FITS file.
     options
         Columns, format, batch size, HEALPix order, limit; detected or defaults if None.
+    settings
+        The broker's settings, for the collection names it configures (which no
+        catalog may take); None assumes the default names.
 
     Returns
     -------
@@ -211,27 +249,25 @@ def load_catalog(
     Raises
     ------
     CatalogError
-        For a missing or unreadable file, an unknown format, missing columns, an
-        unparsable position (naming the row) or a conflicting earlier load.
+        For a name of the broker's or of a collection that is not a catalog, a
+        missing or unreadable file, an unknown format, missing or repeated columns,
+        repeated ids, an unparsable position (naming the row; the catalog is then
+        recorded as ``failed``) or a conflicting earlier load.
     """
     options = options or LoadOptions()
-    _check_name(name)
+    check_name(name, settings)
     reader = open_catalog(path, options.fmt)
-    fmt = (options.fmt or detect_format(reader.path)).lower()
-    plan = _plan(reader, fmt, options)
-    if options.replace:
-        meta.forget(db, name)
-    skip = meta.resume_point(db, name, plan)
-    if skip:
-        logger.info("catalog %s: resuming after row %d", name, skip)
+    plan, skip = _prepare(db, name, reader, options)
     meta.start(db, name, plan, skip)
     started = time.monotonic()
-    read, inserted = _write_rows(db, name, reader, plan, skip, options)
+    try:
+        read, inserted = _write_rows(db, name, reader, plan, skip, options)
+    except CatalogError as e:
+        # Recorded, so `boom catalogs list` does not show a dead load as still loading.
+        meta.fail(db, name, str(e))
+        raise
     indexed = time.monotonic()
-    logger.info("catalog %s: building the HEALPix and 2dsphere indexes", name)
-    _ensure_indexes(db[name])
-    with mongo_errors(f"counting catalog {name}"):
-        rows = db[name].estimated_document_count()
+    rows = _index_and_count(db, name)
     loaded = skip + read
     complete = reader.num_rows is not None and loaded >= reader.num_rows
     meta.finish(db, name, complete=complete, rows=rows)

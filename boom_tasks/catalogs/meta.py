@@ -34,6 +34,8 @@ class CatalogInfo:
     hpx_order: int
     source: str
     indexes: list[str]
+    #: Why the load stopped, when ``status`` is ``failed``.
+    error: str | None = None
 
 
 def _now() -> dt.datetime:
@@ -53,6 +55,29 @@ def describe(meta: dict[str, Any]) -> str:
         f"{source['path']} ({source['format']}) with ra={meta['ra_column']!r}, "
         f"dec={meta['dec_column']!r}, id={meta['id_column']!r}, HEALPix order {meta['hpx_order']}"
     )
+
+
+def refuse_foreign(db: Database, name: str) -> None:
+    """Refuse to touch collection ``name`` if it exists and is not a loaded catalog.
+
+    Such a collection belongs to someone else (the broker, another tool): a load
+    must neither append to it nor, with ``--replace``, drop it. Even an empty one
+    counts, since its indexes or validation may matter to its owner.
+
+    Raises
+    ------
+    CatalogError
+        If ``name`` exists in ``db`` and ``catalogs_meta`` has no entry for it.
+    """
+    if get_meta(db, name) is not None:
+        return
+    with mongo_errors(f"checking collection {name}"):
+        exists = bool(db.list_collection_names(filter={"name": name}))
+    if exists:
+        raise CatalogError(
+            f"collection {name!r} exists and is not a catalog loaded by boom; "
+            "choose another name (--replace never drops it)"
+        )
 
 
 def resume_point(db: Database, name: str, plan: dict[str, Any]) -> int:
@@ -75,12 +100,7 @@ def resume_point(db: Database, name: str, plan: dict[str, Any]) -> int:
     """
     meta = get_meta(db, name)
     if meta is None:
-        with mongo_errors(f"checking collection {name}"):
-            if db[name].find_one({}, {"_id": 1}) is not None:
-                raise CatalogError(
-                    f"collection {name!r} exists and is not a catalog loaded by boom; "
-                    "choose another name (or pass --replace to overwrite it)"
-                )
+        refuse_foreign(db, name)
         return 0
     if any(meta.get(k) != plan[k] for k in IDENTITY_KEYS):
         raise CatalogError(
@@ -103,6 +123,7 @@ def start(db: Database, name: str, plan: dict[str, Any], rows_loaded: int) -> No
                     "rows_loaded": rows_loaded,
                     "updated_at": now,
                 },
+                "$unset": {"error": ""},
                 "$setOnInsert": {"created_at": now},
             },
             upsert=True,
@@ -129,6 +150,19 @@ def finish(db: Database, name: str, *, complete: bool, rows: int) -> None:
                     "updated_at": _now(),
                 }
             },
+        )
+
+
+def fail(db: Database, name: str, reason: str) -> None:
+    """Record that the load of ``name`` stopped on an error: status ``failed``, with why.
+
+    Its checkpoint is kept, so the same load resumes there once the cause is fixed
+    elsewhere (a catalog is only matched when ``complete``).
+    """
+    with mongo_errors(f"writing the metadata of catalog {name}"):
+        db[META_COLLECTION].update_one(
+            {"_id": name},
+            {"$set": {"status": "failed", "error": reason, "updated_at": _now()}},
         )
 
 
@@ -167,6 +201,7 @@ def list_catalogs(db: Database) -> list[CatalogInfo]:
                     hpx_order=int(meta.get("hpx_order", -1)),
                     source=meta["source"]["path"],
                     indexes=sorted(coll.index_information()),
+                    error=meta.get("error"),
                 )
             )
     return infos

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,11 +114,28 @@ def open_catalog(path: str | Path, fmt: str | None = None) -> CatalogReader:
         "fits": FitsReader,
     }
     try:
-        return openers[fmt](path)
+        reader = openers[fmt](path)
     except CatalogError:
         raise
     except Exception as e:  # the readers' libraries raise many types for a bad file
         raise CatalogError(f"cannot read {path} as {fmt}: {e}") from None
+    _check_distinct(reader)
+    return reader
+
+
+def _check_distinct(reader: CatalogReader) -> None:
+    """Refuse a file whose header repeats a column name.
+
+    Batches hold values by column name, so a repeated column would silently hide
+    the one before it (and could move the position to another column).
+    """
+    counts = Counter(reader.columns)
+    repeated = [name for name, n in counts.items() if n > 1]
+    if repeated:
+        raise CatalogError(
+            f"{reader.path}: the header repeats column {', '.join(map(repr, repeated))}; "
+            "give every column its own name"
+        )
 
 
 class ParquetReader:
