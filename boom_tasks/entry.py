@@ -95,6 +95,19 @@ def seconds(text: str) -> float:
     return value
 
 
+def kafka_topic(text: str) -> str:
+    """Return a Kafka topic name given on the command line (argparse ``type``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For an empty name, which librdkafka refuses with an unhelpful exception.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a topic name is needed, not an empty string")
+    return text
+
+
 def _quiet_broken_pipe() -> NoReturn:
     """End after the reader closed stdout: no traceback, no second error at exit.
 

@@ -57,6 +57,8 @@ def _refused(code: int, err: str, words: str) -> None:
         (["boom-produce", "ZTF", "--burst-interval", "inf"], "seconds >= 0, got 'inf'"),
         (["boom-print", ""], "a topic name is needed"),
         (["boom-monitor", " "], "a topic name is needed"),
+        (["boom-produce", "ZTF", "--topic", ""], "a topic name is needed"),
+        (["boom-bridge", "ZTF", "--topic", ""], "a topic name is needed"),
     ],
 )
 def test_bad_options_are_usage_errors(argv: list[str], words: str) -> None:
@@ -123,3 +125,13 @@ def test_boom_workers_stops_at_once_when_a_worker_cannot_import_its_module(servi
     assert code == EXIT_BAD_CONFIG, err
     assert "a module failed to import" in err and "not restarting" in err
     assert "No module named 'no'" in err and "restarting in" not in err
+
+
+@pytest.mark.services
+def test_a_filter_name_that_is_empty_or_too_long_is_refused(services) -> None:
+    pipeline = json.dumps(
+        [{"$match": {"candidate.magpsf": {"$lt": 15}}}, {"$project": {"objectId": 1}}]
+    )
+    for name, length in [("   ", 3), ("n" * 101, 101)]:
+        code, err = _run("boom", "filters", "add", name, pipeline, "--survey", "ZTF")
+        _refused(code, err, f"a filter name has 1 to 100 characters, not {length}")

@@ -14,10 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from boom_tasks.filter.commands import MAX_NAME_LENGTH
 from boom_tasks.filter.testing import Selection, night_jd_range
 
-#: Longest filter name: names head log lines, listings and per-filter topic names.
-MAX_NAME_LENGTH = 100
 #: Longest description, changelog or reason: prose, never a document.
 MAX_TEXT_LENGTH = 10_000
 #: Widest jd window one test may span (BOOM's 7 days): a week of ZTF is millions of alerts.

@@ -17,7 +17,7 @@ from boom_tasks.batches import BatchRef
 from boom_tasks.bridge.consumer import Bridge
 from boom_tasks.bridge.intake import intake_topic
 from boom_tasks.bridge.nights import NightFollower, follows_nights
-from boom_tasks.entry import EXIT_OK, exit_with, night_date
+from boom_tasks.entry import EXIT_OK, exit_with, kafka_topic, night_date
 from boom_tasks.surveys import get_survey
 
 log = logging.getLogger("boom_tasks.bridge")
@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         type=night_date,
         help="night as YYYYMMDD (default: tonight, UTC; ignored by a one-topic survey)",
     )
-    p.add_argument("--topic", help="consume this topic instead of the configured or night's")
+    p.add_argument(
+        "--topic", type=kafka_topic, help="consume this topic instead of the configured or night's"
+    )
     p.add_argument(
         "--exit-on-eof",
         action="store_true",

@@ -29,7 +29,7 @@ from boom_tasks.filter.commands_base import (
     require_programids,
     survey_named,
 )
-from boom_tasks.filter.errors import FilterForbidden
+from boom_tasks.filter.errors import FilterForbidden, FilterRefused
 from boom_tasks.filter.store import (
     add_filter,
     add_version,
@@ -60,6 +60,10 @@ __all__ = [
 UPDATE_HINT = "tighten it, or deactivate the filter first"
 #: The end of a refused activation's message (admins may force it on either face).
 ACTIVATE_HINT = "tighten it, or have an administrator force it"
+
+
+#: Longest filter name: names head log lines, listings and per-filter topic names.
+MAX_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ def add(
         caller's, or a pipeline the database refuses when run on the newest alert.
     """
     known = survey_named(survey)
+    if not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise FilterRefused(f"a filter name has 1 to {MAX_NAME_LENGTH} characters, not {len(name)}")
     require_programids(caller, programids)
     parsed = accepted(pipeline, known)
     dry_run(env, known, parsed, programids)

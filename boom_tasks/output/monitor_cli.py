@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Message
 
-from boom_tasks.entry import EXIT_OK, exit_with
-from boom_tasks.output.print_cli import consume, decode_or_report, open_consumer, topic_name
+from boom_tasks.entry import EXIT_OK, exit_with, kafka_topic
+from boom_tasks.output.print_cli import consume, decode_or_report, open_consumer
 
 #: Seconds between two reports by default.
 DEFAULT_INTERVAL_S = 10.0
@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="boom-monitor", description="Watch rates and latency of a topic."
     )
-    p.add_argument("topic", type=topic_name, help="output topic, e.g. ZTF_alerts_results")
+    p.add_argument("topic", type=kafka_topic, help="output topic, e.g. ZTF_alerts_results")
     p.add_argument(
         "--interval",
         type=float,

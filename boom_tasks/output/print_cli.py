@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from boom_tasks.entry import EXIT_OK, exit_with, whole_number
+from boom_tasks.entry import EXIT_OK, exit_with, kafka_topic, whole_number
 from boom_tasks.errors import ServiceUnavailable
 from boom_tasks.output.schema import OutputMessageError, decode
 
@@ -294,25 +294,12 @@ def decode_or_report(msg: Message) -> dict[str, Any] | None:
     return message
 
 
-def topic_name(text: str) -> str:
-    """Return a Kafka topic name given on the command line (argparse ``type``).
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        For an empty name, which librdkafka refuses with an unhelpful exception.
-    """
-    if not text.strip():
-        raise argparse.ArgumentTypeError("a topic name is needed, e.g. ZTF_alerts_results")
-    return text
-
-
 # -- command line ------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="boom-print", description="Print alerts published on a topic.")
-    p.add_argument("topic", type=topic_name, help="output topic, e.g. ZTF_alerts_results")
+    p.add_argument("topic", type=kafka_topic, help="output topic, e.g. ZTF_alerts_results")
     p.add_argument(
         "--stamps",
         type=Path,

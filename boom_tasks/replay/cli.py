@@ -23,7 +23,7 @@ import argparse
 from pathlib import Path
 
 from boom_tasks import logs
-from boom_tasks.entry import EXIT_OK, exit_with, night_date, seconds, whole_number
+from boom_tasks.entry import EXIT_OK, exit_with, kafka_topic, night_date, seconds, whole_number
 from boom_tasks.errors import BoomError
 from boom_tasks.surveys.base import Survey, tonight
 
@@ -71,7 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("survey", help="survey name, e.g. ZTF or LSST")
     add_night_arguments(p, default_date=tonight())
-    p.add_argument("--topic", help="topic to send to (default: the survey's topic of the night)")
+    p.add_argument(
+        "--topic",
+        type=kafka_topic,
+        help="topic to send to (default: the survey's topic of the night)",
+    )
     p.add_argument(
         "--burst-size", type=whole_number(1), help="alerts per burst (default: no pacing)"
     )
