@@ -135,3 +135,11 @@ def test_a_filter_name_that_is_empty_or_too_long_is_refused(services) -> None:
     for name, length in [("   ", 3), ("n" * 101, 101)]:
         code, err = _run("boom", "filters", "add", name, pipeline, "--survey", "ZTF")
         _refused(code, err, f"a filter name has 1 to 100 characters, not {length}")
+
+
+@pytest.mark.parametrize("tool", ["boom-print", "boom-monitor"])
+def test_readers_of_a_topic_say_when_kafka_is_unreachable(tool: str) -> None:
+    # Given no Kafka where the configuration points (they used to wait in silence)
+    env = {**ENV, "BOOM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    # Then the tool ends with one line naming the server
+    _refused(*_run(tool, "ZTF_alerts_results", env=env), "Kafka at 127.0.0.1:1 is unreachable")

@@ -212,15 +212,20 @@ def open_consumer(topic: str, group: str | None, program: str, from_beginning: b
 
     Without ``group`` a group of this process alone is used, which starts at
     the end of the topic unless ``from_beginning``.
+
+    Raises
+    ------
+    ServiceUnavailable
+        If no Kafka broker answers: a consumer would wait in silence for ever.
     """
-    from boom_tasks.services.kafka import consumer_config
+    from boom_tasks.services.kafka import check_reachable, consumer_config
     from boom_tasks.settings import get_settings
 
+    kafka = get_settings().kafka
+    check_reachable(kafka)
     group_id = group or f"{program}-{socket.gethostname()}-{os.getpid()}"
     reset = "earliest" if from_beginning else "latest"
-    consumer = Consumer(
-        consumer_config(get_settings().kafka, group_id, **{"auto.offset.reset": reset})
-    )
+    consumer = Consumer(consumer_config(kafka, group_id, **{"auto.offset.reset": reset}))
 
     def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
         if from_beginning:
