@@ -143,3 +143,13 @@ def test_readers_of_a_topic_say_when_kafka_is_unreachable(tool: str) -> None:
     env = {**ENV, "BOOM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     # Then the tool ends with one line naming the server
     _refused(*_run(tool, "ZTF_alerts_results", env=env), "Kafka at 127.0.0.1:1 is unreachable")
+
+
+def test_unknown_queues_surveys_and_unreadable_pipeline_files_are_named(tmp_path: Path) -> None:
+    code, err = _run("boom-workers", "-Q", "ztf_replay", "nosuchqueue")
+    _refused(code, err, "no stage reads queue(s) ['nosuchqueue']")
+    assert "'ztf_replay'" in err.split("the queues are")[1]  # a real queue is listed
+    _refused(*_run("boom", "science", "enable", "x", "--survey", "FOO"), "unknown survey 'FOO'")
+    binary = tmp_path / "pipeline.json"
+    binary.write_bytes(b"\xff\xfe[]")
+    _refused(*_run("boom", "filters", "validate", f"@{binary}"), "not UTF-8 text")

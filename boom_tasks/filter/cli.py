@@ -28,6 +28,8 @@ def _pipeline_arg(text: str) -> str:
             return path.read_text()
         except OSError as e:
             raise argparse.ArgumentTypeError(f"cannot read {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise argparse.ArgumentTypeError(f"cannot read {path}: not UTF-8 text") from None
     return text
 
 

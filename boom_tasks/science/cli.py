@@ -116,9 +116,11 @@ def enable_actor(args: argparse.Namespace, out: TextIO) -> int:
     from boom_tasks.science.health import enable
     from boom_tasks.services.mongo import get_db
     from boom_tasks.settings import get_settings
+    from boom_tasks.surveys import get_survey
 
-    if not enable(get_db(get_settings().mongo), args.survey.upper(), args.name):
-        print(f"no science actor {args.name} has run on {args.survey.upper()}", file=out)
+    survey = get_survey(args.survey).name  # an unknown survey is named as such
+    if not enable(get_db(get_settings().mongo), survey, args.name):
+        print(f"no science actor {args.name} has run on {survey}", file=out)
         return EXIT_FAILED
-    print(f"science actor {args.name} enabled on {args.survey.upper()}", file=out)
+    print(f"science actor {args.name} enabled on {survey}", file=out)
     return EXIT_OK
