@@ -153,3 +153,12 @@ def test_unknown_queues_surveys_and_unreadable_pipeline_files_are_named(tmp_path
     binary = tmp_path / "pipeline.json"
     binary.write_bytes(b"\xff\xfe[]")
     _refused(*_run("boom", "filters", "validate", f"@{binary}"), "not UTF-8 text")
+
+
+@pytest.mark.services
+def test_a_scheduled_job_that_cannot_take_its_kwargs_is_refused_when_added(services) -> None:
+    argv = ["boom", "schedule", "add", "bad-kwargs", "--cron", "0 12 * * *"]
+    argv += ["--job", "boom_tasks.conductor.jobs:close_nights"]
+    argv += ["--kwargs", '{"no_such_argument": 1}']
+    code, err = _run(*argv)
+    _refused(code, err, "cannot be called with kwargs {'no_such_argument': 1}")

@@ -8,6 +8,7 @@ a typo is reported with the reference when the job runs or is added.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,26 @@ def resolve(ref: str) -> Callable[..., Any]:
     if not callable(func):
         raise ConfigError(f"job {ref}: {module_name} has no function {name}")
     return func
+
+
+def check_call(ref: str, kwargs: dict[str, Any]) -> None:
+    """Check that the job ``ref`` can be called as ``function(settings, **kwargs)``.
+
+    Raises
+    ------
+    ConfigError
+        If the function cannot be found (see :func:`resolve`) or does not take these
+        arguments: found when the job is added, not when it first runs.
+    """
+    func = resolve(ref)
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin without a signature: it tells when run
+        return
+    try:
+        signature.bind(None, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"job {ref} cannot be called with kwargs {kwargs}: {e}") from None
 
 
 def run_reference(ref: str, kwargs: dict[str, Any] | None = None) -> Any:

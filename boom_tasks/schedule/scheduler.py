@@ -32,7 +32,7 @@ from pymongo.collection import Collection
 from boom_tasks.errors import BoomError
 from boom_tasks.schedule import runs
 from boom_tasks.schedule.config import ScheduledJob
-from boom_tasks.schedule.jobs import RUNNER_REF, resolve
+from boom_tasks.schedule.jobs import RUNNER_REF, check_call
 from boom_tasks.services.mongo import get_client, get_db
 from boom_tasks.settings import Settings
 
@@ -136,7 +136,7 @@ def put_job(scheduler: BackgroundScheduler, spec: ScheduledJob, origin: str = FR
         If the job's function cannot be found: a typo is refused when added,
         not discovered at 3 a.m.
     """
-    resolve(spec.job)
+    check_call(spec.job, dict(spec.kwargs))
     return scheduler.add_job(
         RUNNER_REF,
         trigger=trigger(spec.cron),
