@@ -119,6 +119,8 @@ def test_values_become_plain_python_and_missing_ones_absent():
 def test_file_errors_are_clear(tmp_path):
     with pytest.raises(CatalogError, match="catalog file not found"):
         open_catalog(tmp_path / "nope.parquet")
+    with pytest.raises(CatalogError, match="is a folder: give one catalog file"):
+        open_catalog(tmp_path)
     (tmp_path / "cat.xyz").write_text("ra,dec\n1,2\n")
     with pytest.raises(CatalogError, match=r"give it with --format \(parquet\|csv\|fits\)"):
         open_catalog(tmp_path / "cat.xyz")

@@ -103,6 +103,8 @@ def open_catalog(path: str | Path, fmt: str | None = None) -> CatalogReader:
         If the file is missing or unreadable, or the format is unknown.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CatalogError(f"{path} is a folder: give one catalog file (Parquet, CSV or FITS)")
     if not path.is_file():
         raise CatalogError(f"catalog file not found: {path}")
     fmt = detect_format(path) if fmt is None else fmt.lower()
