@@ -108,6 +108,23 @@ def kafka_topic(text: str) -> str:
     return text
 
 
+def programid_list(text: str) -> list[int]:
+    """Parse ``1,2`` into programids (argparse ``type``); anything else is a usage error.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For an empty list, a negative id or text, naming the value.
+    """
+    try:
+        ids = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        ids = []
+    if not ids or any(p < 0 for p in ids):
+        raise argparse.ArgumentTypeError(f"expected programids such as 1,2, got {text!r}")
+    return ids
+
+
 def _quiet_broken_pipe() -> NoReturn:
     """End after the reader closed stdout: no traceback, no second error at exit.
 

@@ -58,6 +58,8 @@ def _refused(code: int, err: str, words: str) -> None:
         (["boom-print", ""], "a topic name is needed"),
         (["boom-monitor", " "], "a topic name is needed"),
         (["boom-produce", "ZTF", "--topic", ""], "a topic name is needed"),
+        (["boom", "filters", "add", "n", "[]", "--programids", "-1"], "programids such as 1,2"),
+        (["boom", "filters", "test", "[]", "--programids", ""], "programids such as 1,2"),
         (["boom-bridge", "ZTF", "--topic", ""], "a topic name is needed"),
     ],
 )

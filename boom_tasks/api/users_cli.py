@@ -8,7 +8,7 @@ import sys
 from typing import TextIO
 
 from boom_tasks import logs
-from boom_tasks.entry import EXIT_OK
+from boom_tasks.entry import EXIT_OK, programid_list
 from boom_tasks.errors import BoomError
 
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add.add_argument(
         "--programids",
-        type=_programids,
+        type=programid_list,
         metavar="1,2",
         help="ZTF programids the user's filters may run on, comma-separated "
         "(default: public data only, programid 1)",
@@ -46,17 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     remove = sub.add_parser("remove", help="delete an account (its tokens stop working)")
     remove.add_argument("name")
     return parser
-
-
-def _programids(text: str) -> list[int]:
-    """Parse ``1,2`` into programids; anything else is a usage error naming the value."""
-    try:
-        ids = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        ids = []
-    if not ids or any(p < 0 for p in ids):
-        raise argparse.ArgumentTypeError(f"expected programids such as 1,2, got {text!r}")
-    return ids
 
 
 def _password(args: argparse.Namespace) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from boom_tasks import logs
-from boom_tasks.entry import night_date, whole_number
+from boom_tasks.entry import night_date, programid_list, whole_number
 from boom_tasks.filter.cli_run import HANDLERS, Inline
 from boom_tasks.filter.commands_base import FilterEnv, operator
 
@@ -40,13 +40,6 @@ def _filter_arg(text: str) -> str | Inline:
     return text
 
 
-def _programids_arg(text: str) -> list[int]:
-    try:
-        return [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected programids such as 1,2, got {text!r}") from None
-
-
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``filters`` command and its sub-commands to ``boom``'s sub-parsers."""
     parser = subparsers.add_parser("filters", help="manage users' filters")
@@ -56,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("pipeline", type=_pipeline_arg, help="JSON pipeline, or @FILE")
     add.add_argument("--survey", default="ZTF")
-    add.add_argument("--programids", type=_programids_arg, default=[1], help="e.g. 1,2")
+    add.add_argument("--programids", type=programid_list, default=[1], help="e.g. 1,2")
     add.add_argument("--user", default="admin", help="owner recorded on the filter")
     add.add_argument("--description", default="")
     upd = sub.add_parser("update", help="add a version (it becomes the active version)")
@@ -92,7 +85,7 @@ def _register_test(sub: argparse._SubParsersAction) -> None:
     test.add_argument(
         "--candids", nargs="+", type=whole_number(1, 2**63 - 1), default=[], metavar="CANDID"
     )
-    test.add_argument("--programids", type=_programids_arg, default=[1], help="inline: e.g. 1,2")
+    test.add_argument("--programids", type=programid_list, default=[1], help="inline: e.g. 1,2")
     test.add_argument("--show", type=whole_number(0), default=20, help="passing alerts to print")
 
 
