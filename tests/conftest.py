@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymongo
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +73,22 @@ def mongo_db(services) -> Iterator:  # type: ignore[no-untyped-def]
         db.drop_collection(name)
     yield db
     client.close()
+
+
+@pytest.fixture
+def catalog_db(services, unique, monkeypatch):
+    """A database of this test's own, also the one ``boom catalogs`` commands use.
+
+    Not the shared test database: other suites running at the same time empty that
+    one at the start of each of their tests.
+    """
+    from boom_tasks.settings import get_settings
+
+    name = f"{services.mongo.database}_catalogs_{unique}"
+    monkeypatch.setenv("BOOM_MONGO__DATABASE", name)
+    get_settings.cache_clear()
+    client = pymongo.MongoClient(services.mongo.uri, serverSelectionTimeoutMS=5000)
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+    get_settings.cache_clear()

@@ -45,6 +45,25 @@ def _recording_sender(sent: list[BatchRef]):
     return send
 
 
+def run_in_background(bridge: Bridge) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``bridge.run()`` in a daemon thread; return it and the list of what it raised.
+
+    (Daemon: a bridge that never stops, the failure some tests look for, must not
+    hold up the test run's end.)
+    """
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            bridge.run()
+        except BaseException as e:  # the caller checks what it was
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
 def _with(settings, **bridge):
     return settings.model_copy(update={"bridge": settings.bridge.model_copy(update=bridge)})
 
@@ -162,16 +181,7 @@ def test_a_bridge_asked_to_stop_while_valkey_is_down_stops_and_loses_nothing(
     down = services.model_copy(update={"valkey": services.valkey.model_copy(update={"port": 1})})
     down = _with(down, batch_wait_s=0.2, retry_backoff_s=0.1, max_backoff_s=0.2)
     bridge = Bridge(down, survey, topic, _recording_sender([]))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            bridge.run()
-        except BaseException as e:  # the test checks there is none
-            errors.append(e)
-
-    thread = threading.Thread(target=run, daemon=True)  # (daemon: a bridge that never stops)
-    thread.start()
+    thread, errors = run_in_background(bridge)
     deadline = time.monotonic() + 60
     while "storing a batch in Valkey failed" not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.1)

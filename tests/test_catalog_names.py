@@ -6,7 +6,6 @@ user as one ``boom: error:`` line with a non-zero exit.
 
 from __future__ import annotations
 
-import pymongo
 import pytest
 
 from boom_tasks.catalogs import CatalogError, LoadOptions, load_catalog
@@ -38,19 +37,6 @@ BROKER_COLLECTIONS = [
     "ZTF_nights",
     "LSST_science_figures",
 ]
-
-
-@pytest.fixture
-def catalog_db(services, unique, monkeypatch):
-    """A database of this test's own, also the one ``boom catalogs`` commands use."""
-    name = f"{services.mongo.database}_catnames_{unique}"
-    monkeypatch.setenv("BOOM_MONGO__DATABASE", name)
-    get_settings.cache_clear()
-    client = pymongo.MongoClient(services.mongo.uri, serverSelectionTimeoutMS=5000)
-    yield client[name]
-    client.drop_database(name)
-    client.close()
-    get_settings.cache_clear()
 
 
 def _boom_fails(capsys, *argv: str) -> str:

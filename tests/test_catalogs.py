@@ -10,7 +10,6 @@ import astropy.units as u
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pymongo
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
@@ -143,25 +142,6 @@ def test_the_messy_3hsp_csv_reads_cell_by_cell():
 
 
 # --- real services ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def catalog_db(services, unique, monkeypatch):
-    """A database of this test's own, also the one ``boom catalogs`` commands use.
-
-    Not the shared test database: other suites running at the same time empty that
-    one at the start of each of their tests.
-    """
-    from boom_tasks.settings import get_settings
-
-    name = f"{services.mongo.database}_catalogs_{unique}"
-    monkeypatch.setenv("BOOM_MONGO__DATABASE", name)
-    get_settings.cache_clear()
-    client = pymongo.MongoClient(services.mongo.uri, serverSelectionTimeoutMS=5000)
-    yield client[name]
-    client.drop_database(name)
-    client.close()
-    get_settings.cache_clear()
 
 
 def _docs(coll) -> list[dict]:

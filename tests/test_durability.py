@@ -7,7 +7,6 @@ commit and of each Dramatiq ack.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pymongo
@@ -31,6 +30,7 @@ from boom_tasks.services.mongo import check_durable, get_db
 from boom_tasks.services.valkey import get_client, wait_durable
 from boom_tasks.surveys.ztf import ZTF
 from tests.alerts import packet_paths, read_packet
+from tests.test_bridge import run_in_background
 
 pytestmark = pytest.mark.services
 
@@ -169,18 +169,9 @@ def test_the_bridge_never_commits_what_valkey_cannot_confirm(services, unique, s
             "kafka": services.kafka.model_copy(update={"group_id": f"g-{unique}"}),
         }
     )
-    bridge = _bridge(settings, topic, sent)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            bridge.run()
-        except BaseException as e:  # the test checks what it was
-            errors.append(e)
-
     # When it has retried the confirmation for a while, and is then stopped
-    thread = threading.Thread(target=run)
-    thread.start()
+    bridge = _bridge(settings, topic, sent)
+    thread, errors = run_in_background(bridge)
     time.sleep(4)
     bridge.request_stop()
     thread.join(timeout=30)
