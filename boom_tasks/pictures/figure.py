@@ -109,13 +109,24 @@ def build_figure(view: AlertView) -> Figure:
     fig = Figure(figsize=SIZE_IN, layout="constrained")
     FigureCanvasAgg(fig)
     fig.suptitle(header(view), fontsize=10, ha="left", x=0.02)
-    grid = fig.add_gridspec(2, 3, height_ratios=(1.0, 1.05))
+    _draw_panels(fig, view, curve_height=1.05, compact=False)
+    return fig
+
+
+def _draw_panels(fig: Figure, view: AlertView, *, curve_height: float, compact: bool) -> None:
+    """Draw the three stamps in a row and the light curve under them.
+
+    ``curve_height`` is the light curve's height relative to the stamps';
+    ``compact`` (the thumbnail) titles the stamps in :data:`THUMB_FONT` and draws the
+    compact light curve.
+    """
+    grid = fig.add_gridspec(2, 3, height_ratios=(1.0, curve_height))
+    fontsize = THUMB_FONT if compact else 10
     for i, field in enumerate(STAMPS):
         ax = fig.add_subplot(grid[0, i])
-        draw_stamp(ax, field, read_stamp(view.stamps.get(field)))
+        draw_stamp(ax, field, read_stamp(view.stamps.get(field)), fontsize=fontsize)
         ax.set_aspect("equal")
-    draw_light_curve(fig.add_subplot(grid[1, :]), view)
-    return fig
+    draw_light_curve(fig.add_subplot(grid[1, :]), view, compact=compact)
 
 
 def thumbnail_title(view: AlertView) -> str:
@@ -134,12 +145,7 @@ def build_thumbnail(view: AlertView) -> Figure:
     fig = Figure(figsize=THUMB_SIZE_IN, layout=tight)
     FigureCanvasAgg(fig)
     fig.suptitle(thumbnail_title(view), fontsize=THUMB_FONT, ha="left", x=0.02)
-    grid = fig.add_gridspec(2, 3, height_ratios=(1.0, 1.1))
-    for i, field in enumerate(STAMPS):
-        ax = fig.add_subplot(grid[0, i])
-        draw_stamp(ax, field, read_stamp(view.stamps.get(field)), fontsize=THUMB_FONT)
-        ax.set_aspect("equal")
-    draw_light_curve(fig.add_subplot(grid[1, :]), view, compact=True)
+    _draw_panels(fig, view, curve_height=1.1, compact=True)
     return fig
 
 
