@@ -48,8 +48,9 @@ def night_date(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a night as YYYYMMDD, got {value!r}") from None
 
 
-#: Largest count a command-line number may give: MongoDB's and Python's C code take
-#: 64-bit integers, and a larger one would end in an OverflowError traceback.
+#: Largest count a command-line number may give: far above any real count, and inside
+#: the 32- and 64-bit integers of the C code it reaches (MongoDB's limits, Python's
+#: dates and sleeps), where a larger one ended in an OverflowError traceback.
 MAX_COUNT = 2**31 - 1
 
 

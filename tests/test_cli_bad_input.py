@@ -53,6 +53,7 @@ def _refused(code: int, err: str, words: str) -> None:
         (["boom", "crossmatch", "reprocess", "ZTF", "--batch-size", "-1"], "got '-1'"),
         (["boom", "filters", "test", "x", "--candids", "9" * 25], "whole number in [1, 922"),
         (["boom", "night", "--workers", "0"], "whole number in [1, 64], got '0'"),
+        (["boom", "catalogs", "load", "x", "y", "--order", "99"], "whole number in [0, 29]"),
         (["boom-workers", "-p", "0"], "whole number in [1, 64], got '0'"),
         (["boom-produce", "ZTF", "--burst-interval", "inf"], "seconds >= 0, got 'inf'"),
         (["boom-print", ""], "a topic name is needed"),

@@ -13,22 +13,8 @@ from typing import TextIO
 
 from boom_tasks import logs
 from boom_tasks.catalogs.readers import FORMATS
-from boom_tasks.entry import EXIT_OK
+from boom_tasks.entry import EXIT_OK, whole_number
 from boom_tasks.sky.healpix import DEFAULT_ORDER, MAX_ORDER
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _order(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= MAX_ORDER:
-        raise argparse.ArgumentTypeError(f"HEALPix order must be in [0, {MAX_ORDER}]")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -54,11 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     load.add_argument("--dec", help="declination column (default: detected)")
     load.add_argument("--format", choices=FORMATS, help="file format (default: from the name)")
     load.add_argument("--id", help="column whose value becomes _id (default: row number)")
-    load.add_argument("--batch-size", type=_positive, help="rows per insert (default: 5000)")
+    load.add_argument("--batch-size", type=whole_number(1), help="rows per insert (default: 5000)")
     load.add_argument(
-        "--order", type=_order, default=DEFAULT_ORDER, help="HEALPix order of the pixel field"
+        "--order",
+        type=whole_number(0, MAX_ORDER),
+        default=DEFAULT_ORDER,
+        help="HEALPix order of the pixel field",
     )
-    load.add_argument("--limit", type=_positive, help="load only the first N rows")
+    load.add_argument("--limit", type=whole_number(1), help="load only the first N rows")
     load.add_argument("--replace", action="store_true", help="drop an existing catalog first")
     sub.add_parser("list", help="list loaded catalogs with their rows and indexes")
     return parser

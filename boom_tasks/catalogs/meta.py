@@ -92,15 +92,16 @@ def resume_point(db: Database, name: str, plan: dict[str, Any]) -> int:
     plan
         The meta document this load would write (:data:`IDENTITY_KEYS` compared).
 
+    The caller has refused a collection that is not a catalog
+    (:func:`refuse_foreign`) before this.
+
     Raises
     ------
     CatalogError
-        If the collection exists without being a loaded catalog, or was loaded
-        from another file or with other options.
+        If the catalog was loaded from another file or with other options.
     """
     meta = get_meta(db, name)
-    if meta is None:
-        refuse_foreign(db, name)
+    if meta is None:  # (a collection that is not a catalog was refused before)
         return 0
     if any(meta.get(k) != plan[k] for k in IDENTITY_KEYS):
         raise CatalogError(

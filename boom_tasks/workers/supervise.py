@@ -225,12 +225,12 @@ def worker_command(threads: int, queues: list[str], modules: list[str]) -> list[
 
 def _check_queues(queues: list[str], settings: Settings) -> None:
     """Refuse a queue no stage declares: its workers would wait for ever, consuming nothing."""
-    from boom_tasks.broker import queue_name
     from boom_tasks.chain import declared_queues
+    from boom_tasks.monitor.pipeline import replay_queues
     from boom_tasks.surveys import SURVEYS
 
     declared = {q for qs in declared_queues(SURVEYS.values(), settings).values() for q in qs}
-    declared |= {queue_name(s, "replay") for s in SURVEYS.values()}  # (declared beside the chain)
+    declared |= set(replay_queues(SURVEYS.values(), settings).values())
     unknown = sorted(set(queues) - declared)
     if unknown:
         raise BoomError(f"no stage reads queue(s) {unknown}; the queues are {sorted(declared)}")
@@ -255,8 +255,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Supervise ``args.processes`` workers until SIGTERM or SIGINT."""
-    if args.processes < 1 or args.threads < 1:
-        raise BoomError("--processes and --threads must be at least 1")
     settings = get_settings()
     _check_queues(args.queues, settings)
     command = worker_command(args.threads, args.queues, args.module)
