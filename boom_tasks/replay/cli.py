@@ -117,11 +117,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``boom-produce``."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.burst_size is not None and args.burst_size < 1:
-        parser.error("--burst-size must be at least 1")
-    if args.burst_interval < 0:
-        parser.error("--burst-interval must not be negative")
+    args = _parser().parse_args(argv)
     logs.configure(args.log_level)
     exit_with("boom-produce", lambda: run(args))
